@@ -1,0 +1,78 @@
+"""The fixed cast of every test: CPO `alpha`, its neighbour `bravo`, and an anonymous caller."""
+
+from pathlib import Path
+
+import pytest
+
+from locations import services
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real field data beside the project; tests that need it skip cleanly where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent (a user's clone has none)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def alpha(db):
+    cpo, token_c = services.cpo_create(country_code="DE", party_id="ALP", owner_name="Alpha Charging GmbH")
+    cpo.token_c = token_c
+    return cpo
+
+
+@pytest.fixture
+def bravo(db):
+    cpo, token_c = services.cpo_create(country_code="DE", party_id="BRV", owner_name="Bravo Energie AG")
+    cpo.token_c = token_c
+    return cpo
+
+
+@pytest.fixture
+def anonymous(client):
+    """A caller with no credentials at all."""
+    return client
+
+
+def location_payload(cpo, ocpi_id: str = "LOC1", **overrides) -> dict:
+    """A valid OCPI 2.2.1 Location of `cpo` with one EVSE and two connectors."""
+    payload = {
+        "country_code": cpo.country_code,
+        "party_id": cpo.party_id,
+        "id": ocpi_id,
+        "publish": True,
+        "name": "Marktplatz",
+        "address": "Marktplatz 1",
+        "city": "Mannheim",
+        "postal_code": "68159",
+        "country": "DEU",
+        "coordinates": {"latitude": "49.494409", "longitude": "8.468098"},
+        "time_zone": "Europe/Berlin",
+        "evses": [
+            {
+                "uid": f"{ocpi_id}-E1",
+                "evse_id": f"{cpo.country_code}*{cpo.party_id}*E{ocpi_id}1",
+                "status": "AVAILABLE",
+                "connectors": [
+                    {"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
+                     "max_voltage": 230, "max_amperage": 32, "max_electric_power": 22000,
+                     "last_updated": "2024-05-01T10:00:00Z"},
+                    {"id": "2", "standard": "IEC_62196_T2_COMBO", "format": "CABLE", "power_type": "DC",
+                     "max_voltage": 920, "max_amperage": 400, "max_electric_power": 150000,
+                     "last_updated": "2024-05-01T10:00:00Z"},
+                ],
+                "last_updated": "2024-05-01T10:00:00Z",
+            }
+        ],
+        "last_updated": "2024-05-01T10:00:00Z",
+    }
+    payload.update(overrides)
+    return payload
