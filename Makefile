@@ -1,0 +1,61 @@
+# evhub: `make run` starts the whole hub with demo data; `make test` runs the suite on PostgreSQL and Redis.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PORT
+
+.PHONY: run test test-smoke bench install install-dev migrate demo services-stop clean help
+
+help:
+	@echo "make run        install, migrate, load demo data, start web + worker + beat on http://127.0.0.1:$(PORT)"
+	@echo "make test       run the whole test suite on private PostgreSQL and Redis (installed if missing)"
+	@echo "make bench      run the benchmarks in bench/"
+	@echo "make clean      remove var/ (database, files, broker) and the virtual environment"
+
+$(VENV)/bin/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3-venv is missing: installing it with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	  rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	@$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py demo_load
+
+run: demo
+	$(PY) manage.py collectstatic --noinput -v0
+	@echo "Starting web + worker + beat on http://127.0.0.1:$(PORT)  (Ctrl-C stops all three)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat
+
+test: install-dev
+	scripts/test.sh
+
+test-smoke: install-dev
+	scripts/test.sh --smoke-only
+
+bench: install-dev
+	scripts/bench.sh
+
+services-stop:
+	scripts/services.sh stop
+
+clean:
+	-scripts/services.sh stop
+	rm -rf var $(VENV)
