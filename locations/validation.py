@@ -551,8 +551,9 @@ def clean_location(data: Any, *, version: str = V221, partial: bool = False) -> 
     if not isinstance(data, dict):
         raise InvalidPayload({"location": "must be a JSON object"})
     c = Checker(data, "", errors, partial)
-    c.take("country_code", text(2, ci=True), required=True, to="country_code")
-    c.take("party_id", text(3, ci=True), required=True, to="party_id")
+    # 2.1.1 objects carry no party: it comes from the URL and the credentials of the sender.
+    c.take("country_code", text(2, ci=True), required=version != V211)
+    c.take("party_id", text(3, ci=True), required=version != V211)
     c.take("id", text(36, ci=True, allow_empty=False), required=True, to="ocpi_id")
     if version == V211:
         c.take("type", choice(frozenset({*LOCATION_TYPE_211, "OTHER", "UNKNOWN"})), to="parking_type")
