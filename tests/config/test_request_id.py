@@ -15,7 +15,7 @@ def test_the_request_id_is_echoed_and_logged(anonymous, caplog):
     assert response.status_code == 404
     assert response["X-Request-ID"] == request_id
     records = [r for r in caplog.records if r.name == "django.request"]
-    assert records and all(r.correlation_id == request_id for r in records)
+    assert records and all(r.request_id == request_id for r in records)
 
 
 def test_a_request_without_an_id_gets_one(anonymous):
