@@ -45,6 +45,14 @@ def timed(label: str, payloads: list[dict], cpo: Cpo) -> None:
     print(f"{label:<28} {len(payloads):>6} locations {elapsed:7.2f} s {len(payloads) / elapsed:8.1f} /s")
 
 
+def timed_many(label: str, payloads: list[dict], cpo: Cpo, batch: int = 500) -> None:
+    start = time.perf_counter()
+    for offset in range(0, len(payloads), batch):
+        services.location_upsert_many(cpo=cpo, items=payloads[offset:offset + batch])
+    elapsed = time.perf_counter() - start
+    print(f"{label:<28} {len(payloads):>6} locations {elapsed:7.2f} s {len(payloads) / elapsed:8.1f} /s")
+
+
 def main(count: int = 2000) -> None:
     rng = random.Random(7)
     cpo = Cpo.objects.filter(country_code="DE", party_id="BCH").first()
@@ -57,6 +65,10 @@ def main(count: int = 2000) -> None:
     timed("same payload again", first, cpo)
     later = [{**p, "name": p["name"] + " (renamed)", "last_updated": "2024-02-01T00:00:00Z"} for p in first]
     timed("update one field", later, cpo)
+    Location.objects.filter(cpo=cpo).delete()
+    many = [generated_location(cpo, i, "2024-01-01T00:00:00Z", rng) for i in range(count * 5)]
+    timed_many("create, batches of 500", many, cpo)
+    timed_many("same again, batches of 500", many, cpo)
     Location.objects.filter(cpo=cpo).delete()
 
 

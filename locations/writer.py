@@ -1,0 +1,378 @@
+"""The write engine behind `locations.services`: applies cleaned location changes in batches.
+
+Every write of the catalogue, one location or a hundred thousand, is a list of `LocationChange`s applied
+here with a constant number of queries per batch: the stored rows are read once, compared in Python, and
+only what differs is written with bulk statements. The rules live here once: an older update is ignored
+(`stale`), `last_updated` propagates connector -> EVSE -> location, a full location replaces its EVSE
+list (EVSEs it no longer names become REMOVED, never deleted) and a full EVSE its connectors, new
+locations and EVSEs start PENDING unless their CPO auto-publishes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from locations import signals
+from locations.enums import Moderation, Status
+from locations.models import (
+    Capability,
+    Connector,
+    ConnectorType,
+    Cpo,
+    Evse,
+    Facility,
+    Location,
+    ParkingRestriction,
+    ParkingTypeCode,
+    PaymentType,
+)
+from locations.validation import InvalidPayload
+
+LOCATION_M2M = {"facilities": Facility, "parking_types": ParkingTypeCode, "parking_restrictions": ParkingRestriction}
+EVSE_M2M = {"capabilities": Capability, "payment_types": PaymentType, "parking_restrictions": ParkingRestriction}
+
+
+@dataclass
+class Outcome:
+    instance: Any = None
+    created: bool = False
+    changed: bool = False
+    stale: bool = False
+
+
+@dataclass
+class ConnectorChange:
+    connector_id: str
+    values: dict
+    type_code: str | None = None
+    partial: bool = False
+    outcome: Outcome = field(default_factory=Outcome)
+
+
+@dataclass
+class EvseChange:
+    uid: str
+    values: dict
+    m2m: dict[str, list[str]] = field(default_factory=dict)
+    connectors: list[ConnectorChange] | None = None
+    replace_connectors: bool = True
+    partial: bool = False
+    outcome: Outcome = field(default_factory=Outcome)
+
+
+@dataclass
+class LocationChange:
+    ocpi_id: str
+    values: dict
+    m2m: dict[str, list[str]] = field(default_factory=dict)
+    evses: list[EvseChange] | None = None
+    replace_evses: bool = True
+    partial: bool = False
+    outcome: Outcome = field(default_factory=Outcome)
+
+
+# --- Building changes from cleaned OCPI objects (locations.validation output) -----------------------
+
+def connector_change(clean: dict, *, partial: bool = False, connector_id: str | None = None) -> ConnectorChange:
+    values = dict(clean)
+    code = values.pop("connector_type_code", None)
+    return ConnectorChange(connector_id or values["connector_id"], values, code, partial)
+
+
+def evse_change(clean: dict, *, partial: bool = False, uid: str | None = None) -> EvseChange:
+    values = dict(clean)
+    connectors = values.pop("connectors", None)
+    m2m = {name: values.pop(name) or [] for name in EVSE_M2M if name in values}
+    return EvseChange(
+        uid or values["uid"], values, m2m,
+        None if connectors is None else [connector_change(c) for c in connectors], partial=partial,
+    )
+
+
+def location_change(clean: dict, *, partial: bool = False, replace_evses: bool = True,
+                    ocpi_id: str | None = None) -> LocationChange:
+    values = {k: v for k, v in clean.items() if k not in ("country_code", "party_id")}
+    evses = values.pop("evses", None)
+    m2m = {name: values.pop(name) or [] for name in LOCATION_M2M if name in values}
+    return LocationChange(
+        ocpi_id or values["ocpi_id"], values, m2m,
+        None if evses is None else [evse_change(e) for e in evses], replace_evses, partial,
+    )
+
+
+# --- Lookup codes: tiny, seeded tables, read once per process ---------------------------------------
+
+_lookup_ids: dict[type, dict[str, int]] = {}
+
+
+def lookup_ids(model: type[models.Model], codes: list[str], field_name: str) -> list[int]:
+    known = _lookup_ids.get(model)
+    if known is None or any(code not in known for code in codes):
+        known = _lookup_ids[model] = dict(model.objects.values_list("code", "id"))
+    unknown = sorted(set(codes) - set(known))
+    if unknown:
+        raise InvalidPayload({field_name: f"unknown codes: {', '.join(unknown)}"})
+    return [known[code] for code in codes]
+
+
+def lookup_cache_clear() -> None:
+    _lookup_ids.clear()
+
+
+# --- The engine ---------------------------------------------------------------------------------------
+
+class _Batch:
+    """One batch of changes for one CPO: read what is stored, decide, write in bulk."""
+
+    def __init__(self, cpo: Cpo, changes: list[LocationChange]):
+        self.cpo = cpo
+        self.changes = changes
+        self.now = timezone.now()
+        self.initial = Moderation.PUBLISHED if cpo.auto_publish else Moderation.PENDING
+        self.creates: dict[type, list] = defaultdict(list)
+        self.updates: dict[type, dict[int, tuple[models.Model, set[str]]]] = defaultdict(dict)
+        self.connector_deletes: list[int] = []
+        self.m2m_wanted: list[tuple[str, models.Model, dict[str, list[str]]]] = []
+        self.created_ids: set[int] = set()
+
+    def run(self) -> None:
+        self._load()
+        for change in self.changes:
+            self._apply_location(change)
+        self._write()
+
+    # Reading
+    def _load(self) -> None:
+        ids = [change.ocpi_id for change in self.changes]
+        self.locations = {
+            loc.ocpi_id: loc for loc in Location.objects.select_for_update().filter(cpo=self.cpo, ocpi_id__in=ids)
+        }
+        self.evses: dict[tuple[int, str], Evse] = {}
+        self.evses_of: dict[int, list[Evse]] = defaultdict(list)
+        for evse in Evse.objects.filter(location__in=list(self.locations.values())):
+            self.evses[(evse.location_id, evse.uid)] = evse
+            self.evses_of[evse.location_id].append(evse)
+        self.connectors: dict[tuple[int, str], Connector] = {}
+        self.connectors_of: dict[int, list[Connector]] = defaultdict(list)
+        if self.evses:
+            for connector in Connector.objects.filter(evse__in=list(self.evses.values())):
+                self.connectors[(connector.evse_id, connector.connector_id)] = connector
+                self.connectors_of[connector.evse_id].append(connector)
+
+    # Deciding
+    def _apply_location(self, change: LocationChange) -> None:
+        location = self.locations.get(change.ocpi_id)
+        incoming = _newest(change.values.get("last_updated"), change.evses)
+        if location is None:
+            if change.partial:
+                raise Location.DoesNotExist(f"location {change.ocpi_id!r} does not exist")
+            location = Location(cpo=self.cpo, moderation=self.initial, ocpi_id=change.ocpi_id)
+            self.locations[change.ocpi_id] = location
+        elif "last_updated" in change.values and location.last_updated > incoming:
+            change.outcome = Outcome(location, stale=True)
+            return
+        created = location.pk is None
+        values = dict(change.values)
+        if "last_updated" in values:
+            values["last_updated"] = incoming if created or not change.partial \
+                else max(incoming, location.last_updated)
+        changed = self._assign(location, values, created)
+        if change.m2m:
+            self.m2m_wanted.append(("location", location, change.m2m))
+            changed |= self._m2m_differs(location, change.m2m, LOCATION_M2M)
+        children_changed = False
+        if change.evses is not None:
+            children_changed = self._apply_evses(location, change, removed_at=incoming or self.now)
+        newest_child = max((e.outcome.instance.last_updated for e in change.evses or ()
+                            if e.outcome.changed), default=None)
+        if newest_child and (location.last_updated is None or newest_child > location.last_updated):
+            self._assign(location, {"last_updated": newest_child}, created)
+            changed = True
+        change.outcome = Outcome(location, created=created, changed=changed or children_changed or created)
+
+    def _apply_evses(self, location: Location, change: LocationChange, *, removed_at: datetime) -> bool:
+        stored = {} if location.pk is None else {e.uid: e for e in self.evses_of.get(location.pk, [])}
+        changed = False
+        for evse_change_ in change.evses:
+            changed |= self._apply_evse(location, stored.pop(evse_change_.uid, None), evse_change_)
+        if change.replace_evses:
+            for evse in stored.values():
+                if evse.status != Status.REMOVED:
+                    self._assign(evse, {"status": Status.REMOVED, "last_updated": removed_at}, False)
+                    changed = True
+        return changed
+
+    def _apply_evse(self, location: Location, evse: Evse | None, change: EvseChange) -> bool:
+        incoming = _newest(change.values.get("last_updated"), change.connectors)
+        if evse is None:
+            if change.partial:
+                raise Evse.DoesNotExist(f"EVSE {change.uid!r} does not exist")
+            evse = Evse(location=location, moderation=self.initial, uid=change.uid)
+        elif incoming is not None and evse.last_updated > incoming:
+            change.outcome = Outcome(evse, stale=True)
+            return False
+        created = evse.pk is None
+        values = dict(change.values)
+        if "last_updated" in values:
+            values["last_updated"] = incoming if created or not change.partial else max(incoming, evse.last_updated)
+        changed = self._assign(evse, values, created)
+        if change.m2m:
+            self.m2m_wanted.append(("evse", evse, change.m2m))
+            changed |= self._m2m_differs(evse, change.m2m, EVSE_M2M)
+        if change.connectors is not None:
+            changed |= self._apply_connectors(evse, change)
+        newest_child = max((c.outcome.instance.last_updated for c in change.connectors or ()
+                            if c.outcome.changed), default=None)
+        if newest_child and (evse.last_updated is None or newest_child > evse.last_updated):
+            self._assign(evse, {"last_updated": newest_child}, created)
+            changed = True
+        change.outcome = Outcome(evse, created=created, changed=changed or created)
+        return change.outcome.changed
+
+    def _apply_connectors(self, evse: Evse, change: EvseChange) -> bool:
+        stored = {} if evse.pk is None else {c.connector_id: c for c in self.connectors_of.get(evse.pk, [])}
+        changed = False
+        for item in change.connectors:
+            changed |= self._apply_connector(evse, stored.pop(item.connector_id, None), item)
+        if change.replace_connectors and stored:
+            self.connector_deletes.extend(c.pk for c in stored.values())
+            changed = True
+        return changed
+
+    def _apply_connector(self, evse: Evse, connector: Connector | None, change: ConnectorChange) -> bool:
+        if connector is None:
+            if change.partial:
+                raise Connector.DoesNotExist(f"connector {change.connector_id!r} does not exist")
+            connector = Connector(evse=evse, connector_id=change.connector_id)
+        elif connector.last_updated > change.values["last_updated"]:
+            change.outcome = Outcome(connector, stale=True)
+            return False
+        created = connector.pk is None
+        values = dict(change.values)
+        if change.type_code is not None:
+            values["connector_type_id"] = lookup_ids(ConnectorType, [change.type_code], "standard")[0]
+        changed = self._assign(connector, values, created)
+        change.outcome = Outcome(connector, created=created, changed=changed or created)
+        return change.outcome.changed
+
+    def _assign(self, instance: models.Model, values: dict, created: bool) -> bool:
+        """Set values on the instance; remember it for a bulk insert or an update of changed fields."""
+        if created:
+            for name, value in values.items():
+                setattr(instance, name, value)
+            if id(instance) not in self.created_ids:
+                self.created_ids.add(id(instance))
+                self.creates[type(instance)].append(instance)
+            return True
+        changed = {name for name, value in values.items() if getattr(instance, name) != value}
+        if not changed:
+            return False
+        for name in changed:
+            setattr(instance, name, values[name])
+        instance.date_modified = self.now
+        _, fields = self.updates[type(instance)].setdefault(instance.pk, (instance, set()))
+        fields.update(changed | {"date_modified"})
+        return True
+
+    def _m2m_differs(self, owner: models.Model, wanted: dict[str, list[str]], relations: dict) -> bool:
+        if owner.pk is None:
+            return any(wanted.values())
+        current = self._current_m2m(type(owner), relations)
+        return any(
+            set(lookup_ids(relations[name], codes, name)) != current[name].get(owner.pk, set())
+            for name, codes in wanted.items()
+        )
+
+    def _current_m2m(self, owner_type: type, relations: dict) -> dict[str, dict[int, set[int]]]:
+        cache = self.__dict__.setdefault("_m2m_cache", {})
+        if owner_type not in cache:
+            owners = [o.pk for o in (self.locations.values() if owner_type is Location else self.evses.values())
+                      if o.pk is not None]
+            cache[owner_type] = {name: _through_rows(owner_type, name, owners) for name in relations}
+        return cache[owner_type]
+
+    # Writing
+    def _write(self) -> None:
+        for model in (Location, Evse, Connector):
+            new = self.creates.get(model, [])
+            for obj in new:
+                if model is Evse:
+                    obj.location_id = obj.location.pk
+                elif model is Connector:
+                    obj.evse_id = obj.evse.pk
+            if new:
+                model.objects.bulk_create(new, batch_size=500)
+            updates = self.updates.get(model, {})
+            if updates:
+                fields = sorted(set().union(*(fields for _, fields in updates.values())))
+                fields = [model._meta.get_field(name).name for name in fields]
+                model.objects.bulk_update([obj for obj, _ in updates.values()], fields, batch_size=500)
+        if self.connector_deletes:
+            Connector.objects.filter(pk__in=self.connector_deletes).delete()
+        self._write_m2m()
+        for change in self.changes:
+            if change.outcome.changed:
+                signals.send_location_changed(change.outcome.instance, created=change.outcome.created)
+
+    def _write_m2m(self) -> None:
+        for kind, relations, model in (("location", LOCATION_M2M, Location), ("evse", EVSE_M2M, Evse)):
+            wanted = [(owner, m2m) for k, owner, m2m in self.m2m_wanted if k == kind]
+            if not wanted:
+                continue
+            current = self._current_m2m(model, relations)
+            for name, lookup in relations.items():
+                through = getattr(model, name).through
+                owner_col, lookup_col = _through_columns(model, name)
+                remove, add = [], []
+                for owner, m2m in wanted:
+                    if name not in m2m:
+                        continue
+                    want = set(lookup_ids(lookup, m2m[name], name))
+                    have = current[name].get(owner.pk, set())
+                    remove += [(owner.pk, lid) for lid in have - want]
+                    add += [through(**{owner_col: owner.pk, lookup_col: lid}) for lid in want - have]
+                    current[name][owner.pk] = want
+                for owner_pk, lid in remove:
+                    through.objects.filter(**{owner_col: owner_pk, lookup_col: lid}).delete()
+                if add:
+                    through.objects.bulk_create(add, batch_size=1000)
+
+
+def _through_columns(model: type, name: str) -> tuple[str, str]:
+    field_ = model._meta.get_field(name)
+    return field_.m2m_column_name(), field_.m2m_reverse_name()
+
+
+def _through_rows(model: type, name: str, owner_ids: list[int]) -> dict[int, set[int]]:
+    through = getattr(model, name).through
+    owner_col, lookup_col = _through_columns(model, name)
+    rows: dict[int, set[int]] = defaultdict(set)
+    if owner_ids:
+        for owner_id, lookup_id in through.objects.filter(**{f"{owner_col}__in": owner_ids}).values_list(
+            owner_col, lookup_col
+        ):
+            rows[owner_id].add(lookup_id)
+    return rows
+
+
+def _newest(own: datetime | None, children: list | None) -> datetime | None:
+    """An object is as new as its newest part: OCPI's `last_updated` covers the children too."""
+    stamps = [own] if own else []
+    for child in children or ():
+        grandchildren = getattr(child, "connectors", None)
+        stamp = _newest(child.values.get("last_updated"), grandchildren)
+        if stamp:
+            stamps.append(stamp)
+    return max(stamps) if stamps else None
+
+
+def changes_apply(*, cpo: Cpo, changes: list[LocationChange]) -> list[LocationChange]:
+    """Apply the changes (ids unique within the list) in one batch; the caller holds the transaction."""
+    _Batch(cpo, changes).run()
+    return changes
