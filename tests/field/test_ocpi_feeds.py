@@ -407,12 +407,12 @@ def spot_checks(by_name: dict[str, FeedResult]) -> tuple[list[tuple[str, str]], 
     powergo = by_name["powergo"]
     problems, seen, lower, alias, spaced = [], 0, 0, 0, 0
     standard_aliases = {"TYPE 2 OUTLET": "IEC_62196_T2"}
+    cpos = {cpo.pk for cpo, _ in powergo.accepted_ids}
+    stored = {(c.evse.location.cpo_id, c.evse.location.ocpi_id, c.evse.uid, c.connector_id): c for c in
+              Connector.objects.filter(evse__location__cpo__in=cpos).select_related("evse__location")}
     for cpo, raw in powergo.accepted_ids:
-        stored = {(c.evse.uid, c.connector_id): c for c in
-                  Connector.objects.filter(evse__location__cpo=cpo, evse__location__ocpi_id=raw["id"])
-                  .select_related("evse")}
         for evse, connector in _raw_connectors(raw):
-            row = stored.get((evse["uid"], connector["id"]))
+            row = stored.get((cpo.pk, raw["id"], evse["uid"], connector["id"]))
             seen += 1
             lower += connector.get("format") != (connector.get("format") or "").upper()
             alias += connector["standard"].strip().upper() in standard_aliases
