@@ -52,27 +52,28 @@ class UpsertResult:
 
 # --- Locations -------------------------------------------------------------------------------------
 
-def location_upsert(*, cpo: Cpo, data: dict, version: str = V221) -> UpsertResult:
+def location_upsert(*, cpo: Cpo, data: dict, version: str = V221, stamped: bool = True) -> UpsertResult:
     """Create or replace a whole Location (with its EVSEs and connectors) of `cpo`."""
-    result = location_upsert_many(cpo=cpo, items=[data], version=version)[0]
+    result = location_upsert_many(cpo=cpo, items=[data], version=version, stamped=stamped)[0]
     if isinstance(result, InvalidPayload):
         raise result
     return result
 
 
-def location_upsert_many(*, cpo: Cpo, items: Iterable[dict], version: str = V221,
-                         replace_evses: bool = True) -> list[UpsertResult | InvalidPayload]:
+def location_upsert_many(*, cpo: Cpo, items: Iterable[dict], version: str = V221, replace_evses: bool = True,
+                         stamped: bool = True) -> list[UpsertResult | InvalidPayload]:
     """Create or replace many Locations of `cpo` in one batch; one result or error per item, in order.
 
     With `replace_evses=False` the EVSEs given are merged into what is stored (CSV imports), instead of
-    replacing the list. An id given twice is merged in order (later EVSEs and fields win).
+    replacing the list. An id given twice is merged in order (later EVSEs and fields win). With
+    `stamped=False` (sources without timestamps) what changed is stamped with the time of the write.
     """
     results: list[UpsertResult | InvalidPayload | None] = []
     changes: dict[str, writer.LocationChange] = {}
     positions: list[str | None] = []
     for data in items:
         try:
-            clean = clean_location(data, version=version)
+            clean = clean_location(data, version=version, stamped=stamped)
             _check_party(cpo, clean)
         except InvalidPayload as exc:
             results.append(exc)
@@ -125,9 +126,9 @@ def location_patch(*, location: Location, data: dict, version: str = V221) -> Up
 
 # --- EVSEs -----------------------------------------------------------------------------------------
 
-def evse_upsert(*, location: Location, data: dict, version: str = V221) -> UpsertResult:
+def evse_upsert(*, location: Location, data: dict, version: str = V221, stamped: bool = True) -> UpsertResult:
     """Create or replace one EVSE (with its connectors) of `location`."""
-    change = writer.evse_change(clean_evse(data, version=version))
+    change = writer.evse_change(clean_evse(data, version=version, stamped=stamped))
     return _apply_one(location.cpo, _into_location(location, change), change)
 
 

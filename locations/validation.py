@@ -417,7 +417,7 @@ def _hhmm(raw: Any) -> str:
 # --- Objects -------------------------------------------------------------------------------------
 
 def clean_connector(data: Any, *, path: str = "", version: str = V221, partial: bool = False,
-                    errors: dict[str, str] | None = None) -> dict:
+                    stamped: bool = True, errors: dict[str, str] | None = None) -> dict:
     own_errors = errors if errors is not None else {}
     if not isinstance(data, dict):
         own_errors[path or "connector"] = "must be an object"
@@ -442,7 +442,7 @@ def clean_connector(data: Any, *, path: str = "", version: str = V221, partial: 
         c.take("max_electric_power", watts)
         c.take("tariff_ids", list_of(text(36, ci=True)), default=[])
     c.take("terms_and_conditions", url, default="")
-    c.take("last_updated", timestamp, required=True)
+    _take_last_updated(c, stamped)
     # Portal contract extensions.
     c.take("rate_setting", decimal())
     c.take("status", choice(STATUSES), default="")
@@ -489,7 +489,7 @@ def _portal_connector_code(raw: str, standard: str | None) -> str | None:
 
 
 def clean_evse(data: Any, *, path: str = "", version: str = V221, partial: bool = False,
-               errors: dict[str, str] | None = None) -> dict:
+               stamped: bool = True, errors: dict[str, str] | None = None) -> dict:
     own_errors = errors if errors is not None else {}
     if not isinstance(data, dict):
         own_errors[path or "evse"] = "must be an object"
@@ -511,17 +511,17 @@ def clean_evse(data: Any, *, path: str = "", version: str = V221, partial: bool 
     if coordinates is not MISSING:
         c.out.pop("coordinates")
         c.out["evse_lat"], c.out["evse_lng"] = coordinates if coordinates else (None, None)
-    c.take("last_updated", timestamp, required=True)
+    _take_last_updated(c, stamped)
     # Portal contract extensions.
     for name, size in (("serial_number", 64), ("meter_type", 64), ("current_ws_connection_id", 128),
                        ("server_id", 128)):
         c.take(name, text(size), default="")
     c.take("kwh", decimal(minimum=0))
-    _clean_connectors(c, data, version)
+    _clean_connectors(c, data, version, stamped)
     return _finish(c.out, own_errors, errors)
 
 
-def _clean_connectors(c: Checker, data: dict, version: str) -> None:
+def _clean_connectors(c: Checker, data: dict, version: str, stamped: bool) -> None:
     raw = data.get("connectors", MISSING)
     if raw is MISSING and c.partial:
         return
@@ -529,7 +529,7 @@ def _clean_connectors(c: Checker, data: dict, version: str) -> None:
         c.fail("connectors", "must list at least one connector")
         return
     connectors = [
-        clean_connector(item, path=c.at(f"connectors[{index}]"), version=version, errors=c.errors)
+        clean_connector(item, path=c.at(f"connectors[{index}]"), version=version, stamped=stamped, errors=c.errors)
         for index, item in enumerate(raw)
     ]
     ids = [conn.get("connector_id") for conn in connectors]
@@ -546,7 +546,9 @@ def _refine_gbt(connector: dict) -> None:
         connector["standard"] = "GBT_DC"
 
 
-def clean_location(data: Any, *, version: str = V221, partial: bool = False) -> dict:
+def clean_location(data: Any, *, version: str = V221, partial: bool = False, stamped: bool = True) -> dict:
+    """`stamped=False` is for sources that send no timestamps (portal, webhooks, CSV): a missing
+    `last_updated` is left None, and the writer stamps what changed with the time of the write."""
     errors: dict[str, str] = {}
     if not isinstance(data, dict):
         raise InvalidPayload({"location": "must be a JSON object"})
@@ -594,14 +596,14 @@ def clean_location(data: Any, *, version: str = V221, partial: bool = False) -> 
     c.take("charging_when_closed", boolean)
     c.take("images", list_of(IMAGE), default=[])
     c.take("energy_mix", ENERGY_MIX)
-    c.take("last_updated", timestamp, required=True)
-    _clean_evses(c, data, version)
+    _take_last_updated(c, stamped)
+    _clean_evses(c, data, version, stamped)
     if errors:
         raise InvalidPayload(errors)
     return c.out
 
 
-def _clean_evses(c: Checker, data: dict, version: str) -> None:
+def _clean_evses(c: Checker, data: dict, version: str, stamped: bool) -> None:
     raw = data.get("evses", MISSING)
     if raw is MISSING or raw is None:
         if not c.partial:
@@ -611,7 +613,7 @@ def _clean_evses(c: Checker, data: dict, version: str) -> None:
         c.fail("evses", "must be a list")
         return
     evses = [
-        clean_evse(item, path=f"evses[{index}]", version=version, errors=c.errors)
+        clean_evse(item, path=f"evses[{index}]", version=version, stamped=stamped, errors=c.errors)
         for index, item in enumerate(raw)
     ]
     uids = [evse.get("uid", "").upper() for evse in evses]
@@ -619,6 +621,12 @@ def _clean_evses(c: Checker, data: dict, version: str) -> None:
         if uid and uids.index(uid) != index:
             c.fail(f"evses[{index}].uid", f"{evses[index]['uid']!r} is used twice in this location")
     c.out["evses"] = evses
+
+
+def _take_last_updated(c: Checker, stamped: bool) -> None:
+    c.take("last_updated", timestamp, required=stamped)
+    if not stamped and c.out.get("last_updated") is None:
+        c.out["last_updated"] = None
 
 
 def _finish(out: dict, own_errors: dict[str, str], shared: dict[str, str] | None) -> dict:

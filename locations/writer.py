@@ -5,7 +5,8 @@ here with a constant number of queries per batch: the stored rows are read once,
 only what differs is written with bulk statements. The rules live here once: an older update is ignored
 (`stale`), `last_updated` propagates connector -> EVSE -> location, a full location replaces its EVSE
 list (EVSEs it no longer names become REMOVED, never deleted) and a full EVSE its connectors, new
-locations and EVSEs start PENDING unless their CPO auto-publishes.
+locations and EVSEs start PENDING unless their CPO auto-publishes. A source that sends no timestamps
+(portal, webhooks, CSV) gets `last_updated` set to the time of the write, and only when something changed.
 """
 
 from __future__ import annotations
@@ -174,14 +175,17 @@ class _Batch:
                 raise Location.DoesNotExist(f"location {change.ocpi_id!r} does not exist")
             location = Location(cpo=self.cpo, moderation=self.initial, ocpi_id=change.ocpi_id)
             self.locations[change.ocpi_id] = location
-        elif "last_updated" in change.values and location.last_updated > incoming:
+        elif change.values.get("last_updated") and location.last_updated > incoming:
             change.outcome = Outcome(location, stale=True)
             return
         created = location.pk is None
         values = dict(change.values)
-        if "last_updated" in values:
+        auto_stamp = values.get("last_updated", False) is None
+        if values.get("last_updated"):
             values["last_updated"] = incoming if created or not change.partial \
                 else max(incoming, location.last_updated)
+        if auto_stamp:
+            del values["last_updated"]
         changed = self._assign(location, values, created)
         if change.m2m:
             self.m2m_wanted.append(("location", location, change.m2m))
@@ -191,6 +195,8 @@ class _Batch:
             children_changed = self._apply_evses(location, change, removed_at=incoming or self.now)
         newest_child = max((e.outcome.instance.last_updated for e in change.evses or ()
                             if e.outcome.changed), default=None)
+        if auto_stamp and (changed or children_changed or created):
+            newest_child = self.now
         if newest_child and (location.last_updated is None or newest_child > location.last_updated):
             self._assign(location, {"last_updated": newest_child}, created)
             changed = True
@@ -214,13 +220,16 @@ class _Batch:
             if change.partial:
                 raise Evse.DoesNotExist(f"EVSE {change.uid!r} does not exist")
             evse = Evse(location=location, moderation=self.initial, uid=change.uid)
-        elif incoming is not None and evse.last_updated > incoming:
+        elif change.values.get("last_updated") and evse.last_updated > incoming:
             change.outcome = Outcome(evse, stale=True)
             return False
         created = evse.pk is None
         values = dict(change.values)
-        if "last_updated" in values:
+        auto_stamp = values.get("last_updated", False) is None
+        if values.get("last_updated"):
             values["last_updated"] = incoming if created or not change.partial else max(incoming, evse.last_updated)
+        if auto_stamp:
+            del values["last_updated"]
         changed = self._assign(evse, values, created)
         if change.m2m:
             self.m2m_wanted.append(("evse", evse, change.m2m))
@@ -229,6 +238,8 @@ class _Batch:
             changed |= self._apply_connectors(evse, change)
         newest_child = max((c.outcome.instance.last_updated for c in change.connectors or ()
                             if c.outcome.changed), default=None)
+        if auto_stamp and (changed or created):
+            newest_child = self.now
         if newest_child and (evse.last_updated is None or newest_child > evse.last_updated):
             self._assign(evse, {"last_updated": newest_child}, created)
             changed = True
@@ -250,14 +261,19 @@ class _Batch:
             if change.partial:
                 raise Connector.DoesNotExist(f"connector {change.connector_id!r} does not exist")
             connector = Connector(evse=evse, connector_id=change.connector_id)
-        elif connector.last_updated > change.values["last_updated"]:
+        elif change.values.get("last_updated") and connector.last_updated > change.values["last_updated"]:
             change.outcome = Outcome(connector, stale=True)
             return False
         created = connector.pk is None
         values = dict(change.values)
+        auto_stamp = values.get("last_updated", False) is None
+        if auto_stamp:
+            del values["last_updated"]
         if change.type_code is not None:
             values["connector_type_id"] = lookup_ids(ConnectorType, [change.type_code], "standard")[0]
         changed = self._assign(connector, values, created)
+        if auto_stamp and (changed or created):
+            self._assign(connector, {"last_updated": self.now}, created)
         change.outcome = Outcome(connector, created=created, changed=changed or created)
         return change.outcome.changed
 

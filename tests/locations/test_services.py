@@ -234,3 +234,47 @@ def test_every_spec_example_location_is_accepted_and_stored_as_sent(db):
         assert (location.ocpi_id, location.address, location.publish) == (data["id"], data["address"],
                                                                           data["publish"]), path.name
         assert location.evses.count() == len(data.get("evses", [])), path.name
+
+
+def _unstamped(payload: dict) -> dict:
+    payload.pop("last_updated")
+    for evse in payload["evses"]:
+        evse.pop("last_updated")
+        for connector in evse["connectors"]:
+            connector.pop("last_updated")
+    return payload
+
+
+def test_sources_without_timestamps_are_stamped_only_when_something_changed(alpha):
+    first = services.location_upsert(cpo=alpha, data=_unstamped(location_payload(alpha)), stamped=False)
+    assert first.created
+    stamp = Location.objects.get().last_updated
+    assert stamp > datetime(2025, 1, 1, tzinfo=timezone.utc)
+    again = services.location_upsert(cpo=alpha, data=_unstamped(location_payload(alpha)), stamped=False)
+    assert not again.changed and Location.objects.get().last_updated == stamp
+    changed = _unstamped(location_payload(alpha))
+    changed["evses"][0]["connectors"][0]["max_amperage"] = 16
+    assert services.location_upsert(cpo=alpha, data=changed, stamped=False).changed
+    connector = Connector.objects.get(connector_id="1")
+    assert connector.last_updated > stamp
+    assert Location.objects.get().last_updated == connector.last_updated == Evse.objects.get().last_updated
+    assert Connector.objects.get(connector_id="2").last_updated == stamp
+
+
+def test_merging_evses_keeps_the_ones_not_named(alpha):
+    services.location_upsert(cpo=alpha, data=location_payload(alpha))
+    extra = location_payload(alpha, last_updated="2024-06-01T00:00:00Z")
+    extra["evses"][0]["uid"] = "LOC1-E2"
+    extra["evses"][0]["last_updated"] = "2024-06-01T00:00:00Z"
+    results = services.location_upsert_many(cpo=alpha, items=[extra], replace_evses=False)
+    assert results[0].changed
+    assert sorted(Evse.objects.values_list("uid", "status")) == [("LOC1-E1", "AVAILABLE"), ("LOC1-E2", "AVAILABLE")]
+
+
+def test_upsert_many_reports_each_item_in_order(alpha):
+    good = location_payload(alpha, "A")
+    bad = location_payload(alpha, "B", country="Atlantis")
+    results = services.location_upsert_many(cpo=alpha, items=[good, bad, location_payload(alpha, "C")])
+    assert results[0].created and results[2].created
+    assert isinstance(results[1], services.InvalidPayload) and "country" in results[1].errors
+    assert sorted(Location.objects.values_list("ocpi_id", flat=True)) == ["A", "C"]
