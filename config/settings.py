@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -156,8 +157,36 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 UPLOAD_MAX_BYTES = env.int("EVHUB_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
+EVHUB_CSV_MAX_BYTES = env.int("EVHUB_CSV_MAX_BYTES", default=50 * 1024 * 1024)
+# Uploads above this size go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- Auth ---------------------------------------------------------------------------------------------
+# Portal sessions: a short-lived access token, a rotating refresh token (a used one stops working).
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("EVHUB_ACCESS_TOKEN_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("EVHUB_REFRESH_TOKEN_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "UPDATE_LAST_LOGIN": True,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+# Failed logins allowed per window, per username and per client address, before a 429.
+LOGIN_FAILURES_PER_USERNAME = env.int("EVHUB_LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("EVHUB_LOGIN_FAILURES_PER_ADDRESS", default=20)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("EVHUB_LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+# Set-password links sent at registration stay valid this long.
+PASSWORD_RESET_TIMEOUT = env.int("EVHUB_PASSWORD_LINK_SECONDS", default=3 * 24 * 3600)
+
+# Mail: SMTP from EMAIL_URL (e.g. smtp+tls://user:pass@host:587); the embedded default writes files to var/mail.
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="evhub <no-reply@evhub.invalid>")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

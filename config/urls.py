@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.errors import json_not_found, json_server_error
 from config.health import health
 
 urlpatterns = [
@@ -11,7 +12,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("emsp.urls")),
 ]
+
+handler404 = json_not_found
+handler500 = json_server_error
 
 if not settings.AWS_STORAGE_BUCKET_NAME:
     # Local files are served by the app itself in the embedded install; S3 serves its own.

@@ -11,3 +11,23 @@ class PortalClient(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PortalSession(models.Model):
+    """One login of a CPO user: its refresh token rotates, and revoking the session ends both tokens."""
+
+    sid = models.UUIDField(unique=True)
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="portal_sessions")
+    cpo = models.ForeignKey("locations.Cpo", on_delete=models.CASCADE, related_name="portal_sessions")
+    # The jti of the one refresh token that may still be used; an older one is a replay.
+    refresh_jti = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "revoked_at"], name="portal_session_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.sid}"

@@ -1,0 +1,22 @@
+"""Errors outside any view: API paths answer in the portal envelope, never with an HTML page or a trace."""
+
+from django.http import JsonResponse
+from django.views.defaults import page_not_found, server_error
+
+API_PREFIXES = ("/ocpi/", "/api/", "/graphql")
+
+
+def _envelope(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"status": status, "data": [], "message": message}, status=status)
+
+
+def json_not_found(request, exception=None):
+    if request.path.startswith(API_PREFIXES):
+        return _envelope(404, f"Not Found: no endpoint at {request.path}")
+    return page_not_found(request, exception)
+
+
+def json_server_error(request):
+    if request.path.startswith(API_PREFIXES):
+        return _envelope(500, "Internal Server Error")
+    return server_error(request)

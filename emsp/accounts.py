@@ -1,0 +1,239 @@
+"""CPO portal accounts: registration, sessions (JWT with rotating refresh tokens), passwords.
+
+A session is a row: its access and refresh tokens carry its id (`sid`), so logging out or changing the
+password ends tokens that are otherwise still valid, and a refresh token used twice ends its session
+(the second use is a replay).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+
+from django.conf import settings
+from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.models import User
+from django.contrib.auth.tokens import default_token_generator
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.encoding import force_bytes, force_str
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from emsp.models import PortalSession
+from locations import services as catalogue
+from locations import uploads
+from locations.models import Cpo
+
+ROLE = "CPO_OWNER"
+
+
+class AccountError(Exception):
+    def __init__(self, status_code: int, message: str, retry_after: int | None = None):
+        self.status_code, self.message, self.retry_after = status_code, message, retry_after
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    access_expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    role: str = ROLE
+
+    def as_dict(self) -> dict:
+        return {"access_token": self.access_token, "access_expires_in": self.access_expires_in,
+                "refresh_token": self.refresh_token, "refresh_expires_in": self.refresh_expires_in,
+                "role": self.role}
+
+
+# --- Registration ------------------------------------------------------------------------------------
+
+def party_id_for(username: str, country_code: str) -> str:
+    """Three upper-case letters or digits from the username, unique in the country."""
+    letters = re.sub(r"[^A-Z0-9]", "", username.upper())
+    base = (letters + "XXX")[:3]
+    candidates = [base] + [f"{base[:2]}{digit}" for digit in "0123456789"]
+    taken = set(Cpo.objects.filter(country_code=country_code, party_id__in=candidates)
+                .values_list("party_id", flat=True))
+    for candidate in candidates:
+        if candidate not in taken:
+            return candidate
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(3))
+        if not Cpo.objects.filter(country_code=country_code, party_id=candidate).exists():
+            return candidate
+
+
+@transaction.atomic
+def cpo_register(*, username: str, cpo_owner_name: str, contact_name: str, contact_number: str,
+                 contact_email: str, ocpp_ready: bool, logo: str = "", country_code: str | None = None) -> Cpo:
+    """Create the CPO, its owner (who sets a password through an emailed link) and its token C."""
+    if User.objects.filter(username__iexact=username).exists():
+        raise AccountError(400, f"the username {username!r} is already taken")
+    country = (country_code or settings.EVHUB_COUNTRY_CODE).upper()
+    user = User(username=username, email=contact_email, first_name=contact_name[:150])
+    user.set_unusable_password()
+    user.save()
+    cpo, _token_c = catalogue.cpo_create(
+        country_code=country, party_id=party_id_for(username, country), owner_name=cpo_owner_name,
+        contact_name=contact_name, contact_number=contact_number, contact_email=contact_email,
+        ocpp_ready=ocpp_ready, owner=user,
+    )
+    if logo:
+        try:
+            uploads.cpo_logo_set(cpo=cpo, logo=logo)
+        except ValueError as exc:
+            raise AccountError(400, str(exc)) from None
+    transaction.on_commit(lambda: _send_set_password_link(user, cpo))
+    return cpo
+
+
+def _send_set_password_link(user: User, cpo: Cpo) -> None:
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    link = f"{settings.PUBLIC_BASE_URL}/portal/set-password/{uid}/{token}/"
+    send_mail(
+        subject="Your evhub CPO account",
+        message=(
+            f"Hello {user.first_name or user.username},\n\n"
+            f"{cpo.owner_name} is registered on evhub as party {cpo.country_code}*{cpo.party_id}.\n"
+            f"Choose your password here (the link works once and expires in "
+            f"{settings.PASSWORD_RESET_TIMEOUT // 3600} hours):\n\n{link}\n\n"
+            f"Then log in as {user.username}. Your OCPI token C is issued in the portal "
+            f"(POST /ocpi/cpo/api/v1/credentials/token-c).\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def password_set(*, uid: str, token: str, new_password: str) -> User:
+    """The registration link: set the first password (the token works once)."""
+    try:
+        user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uid))))
+    except (ValueError, TypeError, OverflowError, User.DoesNotExist):
+        user = None
+    if user is None or not default_token_generator.check_token(user, token):
+        raise AccountError(400, "the link is invalid or has expired: ask the hub's operators for a new one")
+    _validate_password(new_password, user)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    return user
+
+
+# --- Sessions ----------------------------------------------------------------------------------------
+
+def _expiry(token) -> int:
+    return int(token["exp"])
+
+
+def _issue(session: PortalSession) -> TokenPair:
+    refresh = RefreshToken.for_user(session.user)
+    refresh["sid"] = str(session.sid)
+    access = refresh.access_token
+    session.refresh_jti = refresh["jti"]
+    return TokenPair(str(access), _expiry(access), str(refresh), _expiry(refresh))
+
+
+def session_login(*, username: str, password: str, client_address: str | None) -> TokenPair:
+    retry_after = _login_blocked(username, client_address)
+    if retry_after:
+        raise AccountError(429, f"too many failed logins: try again in {retry_after} seconds", retry_after)
+    user = authenticate(username=username, password=password)
+    cpo = Cpo.objects.filter(owner=user).first() if user is not None else None
+    if user is None or cpo is None:
+        _login_failed(username, client_address)
+        raise AccountError(401, "wrong username or password")
+    session = PortalSession(sid=uuid.uuid4(), user=user, cpo=cpo, client_address=client_address)
+    pair = _issue(session)
+    session.save()
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    return pair
+
+
+def session_refresh(*, refresh_token: str) -> TokenPair:
+    try:
+        refresh = RefreshToken(refresh_token)
+    except TokenError:
+        raise AccountError(401, "the refresh token is invalid or expired: log in again") from None
+    with transaction.atomic():
+        session = (PortalSession.objects.select_for_update().select_related("user", "cpo")
+                   .filter(sid=refresh.get("sid"), revoked_at__isnull=True).first())
+        if session is None:
+            raise AccountError(401, "the session has ended: log in again")
+        replayed = refresh["jti"] != session.refresh_jti
+        if replayed:
+            # An old refresh token came back: someone holds a copy. End the session for everyone.
+            session.revoked_at = timezone.now()
+            session.save(update_fields=["revoked_at"])
+        else:
+            pair = _issue(session)
+            session.refreshed_at = timezone.now()
+            session.save(update_fields=["refresh_jti", "refreshed_at"])
+    if replayed:
+        raise AccountError(401, "this refresh token was already used: the session has ended, log in again")
+    return pair
+
+
+def session_logout(*, session: PortalSession) -> None:
+    PortalSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@transaction.atomic
+def password_change(*, user: User, old_password: str, new_password: str) -> None:
+    if not user.check_password(old_password):
+        raise AccountError(400, "the old password is wrong")
+    _validate_password(new_password, user)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    PortalSession.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def _validate_password(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise AccountError(400, "the new password is too weak: " + " ".join(exc.messages)) from None
+
+
+# --- Failed-login throttle (per username and per client address, in the shared cache) -----------
+
+def _window() -> tuple[int, int]:
+    size = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    now = int(datetime.now(dt_timezone.utc).timestamp())
+    return now // size, size - now % size
+
+
+def _keys(username: str, address: str | None) -> list[tuple[str, int]]:
+    bucket, _ = _window()
+    keys = [(f"login-fail:user:{username.lower()}:{bucket}", settings.LOGIN_FAILURES_PER_USERNAME)]
+    if address:
+        keys.append((f"login-fail:addr:{address}:{bucket}", settings.LOGIN_FAILURES_PER_ADDRESS))
+    return keys
+
+
+def _login_blocked(username: str, address: str | None) -> int | None:
+    counts = cache.get_many([key for key, _ in _keys(username, address)])
+    if any(counts.get(key, 0) >= limit for key, limit in _keys(username, address)):
+        return _window()[1]
+    return None
+
+
+def _login_failed(username: str, address: str | None) -> None:
+    timeout = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    for key, _ in _keys(username, address):
+        cache.add(key, 0, timeout)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout)
