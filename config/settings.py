@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_filters",
     "django_guid",
+    "graphene_django",
     "locations",
     "vehicles",
     "emsp",
@@ -221,6 +222,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# GraphQL (config.graphql): the schema, and whether clients may introspect it (GraphiQL needs it).
+GRAPHENE = {"SCHEMA": "config.schema.schema", "ATOMIC_MUTATIONS": False}
+GRAPHQL_INTROSPECTION = env.bool("EVHUB_GRAPHQL_INTROSPECTION", default=True)
 
 # --- Logging: one line per event, each with the request id ----------------------------------------
 from django_guid.integrations import CeleryIntegration  # noqa: E402

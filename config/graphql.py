@@ -1,0 +1,217 @@
+"""`POST /graphql` for apps, GraphiQL at `GET /graphql` for a browser (see docs/graphql.md).
+
+The view authenticates the caller once and leaves it on the request, which is the resolvers' context:
+`Basic <client key>` (a front end: find_ev_*) or `Bearer <access token>` (a CPO user: evse, locations,
+location). A missing, wrong or refused credential is not an HTTP error: the fields that need it answer
+null with an UNAUTHENTICATED error (HTTP 200), so one contract-shaped answer serves every query.
+
+Before anything runs, a query passes two validations: our limits (size, depth, aliases, selections,
+top-level fields), then the GraphQL specification's own rules (`specified_rules`), which graphene-django
+would drop if we handed it `validation_rules` alone. The limits go first because they are cheap and
+bound the work of the specification rules (some are quadratic in the number of fields).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+
+from django.conf import settings
+from django.http import HttpResponseBadRequest
+from django.views.decorators.csrf import csrf_exempt
+from graphene_django.settings import graphene_settings
+from graphene_django.views import GraphQLView, HttpError
+from graphql import ExecutionResult, GraphQLError, execute, parse, validate, validate_schema
+from graphql.language import DocumentNode, FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
+from graphql.validation import ValidationRule, specified_rules
+from rest_framework import exceptions
+
+from config.schema import schema
+from emsp.portal import ClientKeyAuthentication, CpoCaller, SessionAuthentication
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 20_000
+MAX_DEPTH = 8  # levels of fields: find_ev_locations { evses { connectors { id } } } is 4
+MAX_ALIASES = 20
+MAX_SELECTIONS = 200  # field selections, fragments expanded (the "cost" of a query)
+MAX_ROOT_FIELDS = 5  # each top-level field runs its own database queries
+MAX_INTROSPECTION_SELECTIONS = 1_000  # GraphiQL's schema query selects a few hundred
+MAX_FRAGMENT_SPREADS = 200
+
+
+class QueryLimits(ValidationRule):
+    """Refuse documents too deep, too wide or with too many aliases, before the spec's rules run.
+
+    Introspection (`__schema`, `__type`) is counted apart: its depth is bounded by the specification's
+    MaxIntrospectionDepthRule, its width here.
+    """
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_args):
+        self.selections = self.aliases = self.roots = self.spreads = self.introspection = 0
+        try:
+            self._walk(node.selection_set, depth=1, expanding=frozenset(), introspection=False)
+        except _Refused as refused:
+            self.report_error(GraphQLError(str(refused), node, extensions={"code": "QUERY_TOO_COMPLEX"}))
+
+    def _walk(self, selection_set, *, depth: int, expanding: frozenset, introspection: bool) -> None:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                inside = introspection or selection.name.value in ("__schema", "__type")
+                self._count(selection, depth, inside)
+                if selection.selection_set:
+                    self._walk(selection.selection_set, depth=depth + 1, expanding=expanding, introspection=inside)
+            elif isinstance(selection, InlineFragmentNode):
+                self._walk(selection.selection_set, depth=depth, expanding=expanding, introspection=introspection)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.context.get_fragment(name)
+                # Unknown fragments and cycles are the specification rules' to report.
+                if fragment is not None and name not in expanding:
+                    self.spreads += 1
+                    if self.spreads > MAX_FRAGMENT_SPREADS:
+                        raise _Refused(f"the query expands more than {MAX_FRAGMENT_SPREADS} fragment spreads")
+                    self._walk(fragment.selection_set, depth=depth, expanding=expanding | {name},
+                               introspection=introspection)
+
+    def _count(self, field: FieldNode, depth: int, introspection: bool) -> None:
+        if introspection:
+            self.introspection += 1
+            if self.introspection > MAX_INTROSPECTION_SELECTIONS:
+                raise _Refused(f"introspection may select at most {MAX_INTROSPECTION_SELECTIONS} fields")
+            return
+        self.selections += 1
+        self.aliases += field.alias is not None
+        if depth == 1 and field.name.value != "__typename":
+            self.roots += 1
+            if self.roots > MAX_ROOT_FIELDS:
+                raise _Refused(f"a query may ask for at most {MAX_ROOT_FIELDS} top-level fields")
+        if depth > MAX_DEPTH:
+            raise _Refused(f"the query is nested more than {MAX_DEPTH} levels deep")
+        if self.selections > MAX_SELECTIONS:
+            raise _Refused(f"the query selects more than {MAX_SELECTIONS} fields (fragments counted where "
+                           "they are used); ask for fewer")
+        if self.aliases > MAX_ALIASES:
+            raise _Refused(f"the query uses more than {MAX_ALIASES} aliases")
+
+
+class _Refused(Exception):
+    pass
+
+
+class NoIntrospection(ValidationRule):
+    def enter_field(self, node: FieldNode, *_args):
+        if node.name.value in ("__schema", "__type"):
+            self.report_error(GraphQLError("introspection is disabled on this server", node,
+                                           extensions={"code": "INTROSPECTION_DISABLED"}))
+
+
+def _authenticate(request) -> None:
+    request.graphql_cpo = request.graphql_client = request.graphql_auth_error = None
+    for authentication in (ClientKeyAuthentication(), SessionAuthentication()):
+        try:
+            found = authentication.authenticate(request)
+        except exceptions.AuthenticationFailed as exc:
+            request.graphql_auth_error = str(exc.detail)
+            return
+        if found is not None:
+            caller = found[1]
+            if isinstance(caller, CpoCaller):
+                request.graphql_cpo = caller.cpo
+            else:
+                request.graphql_client = caller
+            return
+
+
+def _bad_request(message: str) -> HttpError:
+    return HttpError(HttpResponseBadRequest(message))
+
+
+class EvhubGraphQLView(GraphQLView):
+    graphiql = True
+    schema = schema
+
+    def dispatch(self, request, *args, **kwargs):
+        _authenticate(request)
+        return super().dispatch(request, *args, **kwargs)
+
+    def parse_body(self, request):
+        if self.get_content_type(request) == "application/json":
+            try:
+                body = json.loads(request.body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                raise _bad_request("the body is not valid JSON: send {\"query\": ..., \"variables\": {...}}") from None
+            if isinstance(body, list):
+                raise _bad_request("batched queries are not supported: send one query per request")
+            if not isinstance(body, dict):
+                raise _bad_request("the body must be a JSON object: {\"query\": ..., \"variables\": {...}}")
+            return body
+        return super().parse_body(request)
+
+    def execute_graphql_request(self, request, data, query, variables, operation_name, show_graphiql=False):
+        if not query:
+            if show_graphiql:
+                return None
+            raise _bad_request("send a query: {\"query\": \"{ find_ev_locations { id } }\"}")
+        problem = _request_problem(query, variables, operation_name)
+        if problem:
+            return ExecutionResult(errors=[GraphQLError(problem, extensions={"code": "BAD_REQUEST"})])
+        graphql_schema = self.schema.graphql_schema
+        schema_errors = validate_schema(graphql_schema)
+        if schema_errors:
+            return ExecutionResult(errors=schema_errors)
+        document, errors = _checked_document(query, settings.GRAPHQL_INTROSPECTION)
+        if errors:
+            return ExecutionResult(errors=errors)
+        try:
+            return execute(graphql_schema, document, context_value=request, variable_values=variables,
+                           operation_name=operation_name, middleware=self.get_middleware(request))
+        except Exception:
+            logger.exception("GraphQL execution failed")
+            return ExecutionResult(errors=[GraphQLError("Internal server error",
+                                                        extensions={"code": "INTERNAL_SERVER_ERROR"})])
+
+    @staticmethod
+    def format_error(error):
+        if isinstance(error, GraphQLError):
+            original = error.original_error
+            if original is not None and not isinstance(original, GraphQLError):
+                # A bug, not the caller's mistake: log it, and tell the caller no internals.
+                logger.error("GraphQL resolver failed at %s", error.path, exc_info=original)
+                formatted = GraphQLError("Internal server error", error.nodes, path=error.path,
+                                         extensions={"code": "INTERNAL_SERVER_ERROR"}).formatted
+                return formatted
+            return error.formatted
+        return {"message": str(error)}
+
+
+@lru_cache(maxsize=256)
+def _checked_document(query: str, introspection: bool) -> tuple[DocumentNode | None, list[GraphQLError]]:
+    """Parse and validate once per distinct query text: apps send the same few queries with new variables.
+
+    The document is only read afterwards, so one parsed copy serves every request.
+    """
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return None, [exc]
+    limits = [QueryLimits] + ([] if introspection else [NoIntrospection])
+    errors = (validate(schema.graphql_schema, document, limits)
+              or validate(schema.graphql_schema, document, specified_rules, graphene_settings.MAX_VALIDATION_ERRORS))
+    return document, errors
+
+
+def _request_problem(query, variables, operation_name) -> str | None:
+    if not isinstance(query, str):
+        return "query must be a string"
+    if len(query) > MAX_QUERY_CHARS:
+        return f"the query is {len(query)} characters long; at most {MAX_QUERY_CHARS} are accepted"
+    if variables is not None and not isinstance(variables, dict):
+        return "variables must be a JSON object"
+    if operation_name is not None and not isinstance(operation_name, str):
+        return "operationName must be a string"
+    return None
+
+
+graphql_view = csrf_exempt(EvhubGraphQLView.as_view())
