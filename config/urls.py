@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.errors import json_not_found, json_server_error
 from config.graphql import graphql_view
 from config.health import health
+from config.map import map_page, map_places, map_search
 
 urlpatterns = [
     path("health/", health, name="health"),
@@ -15,6 +16,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("graphql", graphql_view, name="graphql"),
     path("graphql/", graphql_view),
+    path("map/", map_page, name="map"),
+    path("map/places", map_places, name="map-places"),
+    path("map/search", map_search, name="map-search"),
     path("", include("emsp.urls")),
 ]
 
