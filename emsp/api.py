@@ -6,6 +6,8 @@ in the contract's envelope. CPO endpoints see only the caller's CPO: another CPO
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
@@ -277,10 +279,13 @@ class CsvUploadView(CpoView):
         limit = settings.EVHUB_CSV_MAX_BYTES
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit + 64 * 1024:
             raise PortalError(413, f"Payload Too Large: a CSV file may be at most {limit} bytes")
-        report = locations_import_csv(cpo=self.cpo, file=_one_file(request, "file"))
+        upload = _one_file(request, "file")
+        if upload.size > limit:
+            raise PortalError(413, f"Payload Too Large: a CSV file may be at most {limit} bytes")
+        report = locations_import_csv(cpo=self.cpo, file=upload)
         if report.error_count:
             raise PortalError(400, f"Bad Request: {report.error_count} errors, nothing was imported",
-                              data=[error.as_dict() for error in report.errors])
+                              data=[asdict(error) for error in report.errors])
         return envelope([], message=f"Success: {report.rows} rows, {report.created} locations created, "
                                     f"{report.updated} updated, {report.unchanged} unchanged")
 

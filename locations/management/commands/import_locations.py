@@ -1,0 +1,83 @@
+"""`manage.py import_locations FILE --cpo PARTY`: the CSV import from the command line.
+
+Exit status: 0 when the file was imported (or, with --dry-run, would be) without an error; 1 when
+errors left nothing written; 2 when --skip-invalid kept the valid locations and skipped others.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from locations.csv_import import FORMATS, ImportReport, locations_import_csv
+from locations.models import Cpo
+
+
+class Command(BaseCommand):
+    help = "Import locations, EVSEs and connectors from a CSV file (ours, or a national register) for a CPO."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="the CSV file")
+        parser.add_argument("--cpo", required=True, metavar="PARTY", help="party id of the importing CPO")
+        parser.add_argument("--country", metavar="CC",
+                            help="country code of the CPO, when its party id is not unique "
+                                 f"(default: {settings.EVHUB_COUNTRY_CODE})")
+        parser.add_argument("--format", choices=FORMATS, default="evhub")
+        parser.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
+        parser.add_argument("--skip-invalid", action="store_true",
+                            help="keep the valid locations, report and skip the others (for registers)")
+
+    def handle(self, *args, **options):
+        cpo = cpo_for(options["cpo"], options["country"])
+        path = Path(options["file"])
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        with path.open("rb") as file, tqdm(total=_estimated_rows(path), unit=" rows", file=sys.stderr,
+                                           disable=not sys.stderr.isatty()) as bar:
+            report = locations_import_csv(cpo=cpo, file=file, format=options["format"],
+                                          dry_run=options["dry_run"], progress=bar.update,
+                                          skip_invalid=options["skip_invalid"])
+        self._print(report, dry_run=options["dry_run"])
+        if report.error_count and not report.committed:
+            raise CommandError(f"{report.error_count:,} error(s): nothing was written", returncode=1)
+        if report.error_count:
+            raise CommandError(f"{report.error_count:,} error(s): those rows were skipped, the rest was written",
+                               returncode=2)
+
+    def _print(self, report: ImportReport, *, dry_run: bool) -> None:
+        for error in report.errors:
+            self.stdout.write(str(error))
+        if report.error_count > len(report.errors):
+            self.stdout.write(f"... and {report.error_count - len(report.errors):,} more error(s)")
+        outcome = "committed" if report.committed else "dry run, nothing written" if dry_run else "rolled back"
+        self.stdout.write(
+            f"{report.rows:,} rows, {report.locations:,} locations: {report.created:,} created, "
+            f"{report.updated:,} updated, {report.unchanged:,} unchanged; {report.error_count:,} error(s); {outcome}"
+        )
+
+
+def cpo_for(party_id: str, country_code: str | None) -> Cpo:
+    """The CPO of that party id; the country code (default EVHUB_COUNTRY_CODE) decides between parties
+    of several countries."""
+    candidates = list(Cpo.objects.filter(party_id__iexact=party_id))
+    country = (country_code or settings.EVHUB_COUNTRY_CODE).upper()
+    if country_code or len(candidates) > 1:
+        in_country = [cpo for cpo in candidates if cpo.country_code.upper() == country]
+        if not in_country and len(candidates) > 1:
+            raise CommandError(f"several CPOs have party id {party_id.upper()!r}, none in {country}: "
+                               "name the country with --country")
+        candidates = in_country
+    if not candidates:
+        where = f" in country {country}" if country_code else ""
+        raise CommandError(f"no CPO with party id {party_id.upper()!r}{where}: register the CPO first")
+    return candidates[0]
+
+
+def _estimated_rows(path: Path) -> int:
+    # Lines, less the header: exact for our format, close for registers (preamble, quoted line breaks).
+    with path.open("rb") as file:
+        return max(sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b"")) - 1, 0)
