@@ -9,7 +9,7 @@ location_changed = Signal()
 
 
 def send_location_changed(location, *, created: bool) -> None:
-    location_id = location.pk
-    transaction.on_commit(
-        lambda: location_changed.send(sender=type(location), location_id=location_id, created=created)
-    )
+    # Only the id and the class are captured: a callback holding the instance keeps every location of
+    # a large import in memory until the commit.
+    location_id, sender = location.pk, type(location)
+    transaction.on_commit(lambda: location_changed.send(sender=sender, location_id=location_id, created=created))

@@ -9,6 +9,7 @@ what breaks a rule of the spec is rejected. OCPI 2.1.1 objects are read with tha
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import zoneinfo
@@ -168,7 +169,8 @@ def decimal(*, minimum: float | None = None) -> Callable[[Any], Decimal]:
     return convert
 
 
-def choice(allowed: frozenset[str], *, aliases: dict[str, str] | None = None) -> Callable[[Any], str]:
+@functools.cache  # converters are built once per set of values, not once per object validated
+def choice(allowed: frozenset[str]) -> Callable[[Any], str]:
     """An enum value; case is normalised (feeds send `ac_3_phase`), anything else is refused."""
     upper = {value.upper(): value for value in allowed}
 
@@ -176,8 +178,6 @@ def choice(allowed: frozenset[str], *, aliases: dict[str, str] | None = None) ->
         if not isinstance(raw, str):
             raise ValueError(f"must be one of {', '.join(sorted(allowed))}, not {raw!r}")
         key = raw.strip().upper()
-        if aliases and key in aliases:
-            return aliases[key]
         if key not in upper:
             raise ValueError(f"{raw!r} is not one of {', '.join(sorted(allowed))}")
         return upper[key]
@@ -185,6 +185,7 @@ def choice(allowed: frozenset[str], *, aliases: dict[str, str] | None = None) ->
     return convert
 
 
+@functools.cache
 def choices(allowed: frozenset[str]) -> Callable[[Any], list[str]]:
     one = choice(allowed)
 
@@ -458,6 +459,7 @@ def watts(raw: Any) -> int:
     return value
 
 
+_STANDARDS_BY_UPPER = {code.upper(): code for code in enums.OCPI_CONNECTOR_CODES}
 # Names real feeds use for a standard, each of which means exactly one OCPI ConnectorType.
 STANDARD_ALIASES = {"TYPE 2 OUTLET": "IEC_62196_T2", "GB/T (DC)": "GBT_DC", "GB/T (AC)": "GBT_AC"}
 
@@ -466,9 +468,8 @@ def _connector_standard(raw: Any) -> str:
     if not isinstance(raw, str):
         raise ValueError(f"must be an OCPI ConnectorType, not {raw!r}")
     key = raw.strip()
-    by_upper = {code.upper(): code for code in enums.OCPI_CONNECTOR_CODES}
-    if key.upper() in by_upper:
-        return by_upper[key.upper()]
+    if key.upper() in _STANDARDS_BY_UPPER:
+        return _STANDARDS_BY_UPPER[key.upper()]
     if key.upper() in STANDARD_ALIASES:
         return STANDARD_ALIASES[key.upper()]
     if key.upper() in enums.PORTAL_CONNECTOR_TO_OCPI:
