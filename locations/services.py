@@ -61,12 +61,14 @@ def location_upsert(*, cpo: Cpo, data: dict, version: str = V221, stamped: bool 
 
 
 def location_upsert_many(*, cpo: Cpo, items: Iterable[dict], version: str = V221, replace_evses: bool = True,
-                         stamped: bool = True) -> list[UpsertResult | InvalidPayload]:
+                         stamped: bool = True, only_given_fields: bool = False) -> list[UpsertResult | InvalidPayload]:
     """Create or replace many Locations of `cpo` in one batch; one result or error per item, in order.
 
     With `replace_evses=False` the EVSEs given are merged into what is stored (CSV imports), instead of
     replacing the list. An id given twice is merged in order (later EVSEs and fields win). With
     `stamped=False` (sources without timestamps) what changed is stamped with the time of the write.
+    With `only_given_fields=True` (a CSV has columns for some fields only) a field the item does not
+    carry keeps its stored value instead of being cleared, on every level.
     """
     results: list[UpsertResult | InvalidPayload | None] = []
     changes: dict[str, writer.LocationChange] = {}
@@ -75,6 +77,8 @@ def location_upsert_many(*, cpo: Cpo, items: Iterable[dict], version: str = V221
         try:
             clean = clean_location(data, version=version, stamped=stamped)
             _check_party(cpo, clean)
+            if only_given_fields:
+                clean = _given_only(clean, data, LOCATION_SOURCES)
         except InvalidPayload as exc:
             results.append(exc)
             positions.append(None)
@@ -90,6 +94,27 @@ def location_upsert_many(*, cpo: Cpo, items: Iterable[dict], version: str = V221
         _apply_with_retry(cpo, list(changes.values()))
     return [result if ocpi_id is None else UpsertResult.of(changes[ocpi_id].outcome)
             for result, ocpi_id in zip(results, positions)]
+
+
+# Cleaned field -> the input keys it can come from, where the names differ.
+LOCATION_SOURCES = {"ocpi_id": ("id",), "address_lat": ("coordinates",), "address_lng": ("coordinates",),
+                    "province": ("state", "province"), "parking_types": ("parking_type", "type", "parking_types")}
+EVSE_SOURCES = {"evse_lat": ("coordinates",), "evse_lng": ("coordinates",)}
+CONNECTOR_SOURCES = {"connector_id": ("id",), "max_voltage": ("max_voltage", "voltage"),
+                     "max_amperage": ("max_amperage", "amperage"), "tariff_ids": ("tariff_ids", "tariff_id"),
+                     "connector_type_code": ("standard",)}
+ALWAYS_KEPT = frozenset({"last_updated", "country_code", "party_id"})
+
+
+def _given_only(clean: dict, data: dict, sources: dict[str, tuple[str, ...]]) -> dict:
+    kept = {key: value for key, value in clean.items()
+            if key in ALWAYS_KEPT or any(source in data for source in sources.get(key, (key,)))}
+    if "evses" in kept:
+        kept["evses"] = [_given_only(evse, raw, EVSE_SOURCES) for evse, raw in zip(kept["evses"], data["evses"])]
+    if "connectors" in kept:
+        kept["connectors"] = [_given_only(connector, raw, CONNECTOR_SOURCES)
+                              for connector, raw in zip(kept["connectors"], data["connectors"])]
+    return kept
 
 
 def _merge(first: writer.LocationChange, later: writer.LocationChange) -> None:

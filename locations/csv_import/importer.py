@@ -106,7 +106,7 @@ def _batches(source: Source, report: ImportReport) -> Iterator[list[Parsed]]:
 def _write(batch: list[Parsed], source: Source, cpo: Cpo, report: ImportReport) -> None:
     try:
         results = services.location_upsert_many(cpo=cpo, items=[item.data for item in batch], version=V221,
-                                                replace_evses=False, stamped=source.stamped)
+                                                replace_evses=False, stamped=source.stamped, only_given_fields=True)
     except (DatabaseError, InvalidPayload) as exc:
         # Validation passed but the database refused the batch (its savepoint is rolled back, the
         # import's transaction goes on): the locations cannot be told apart, the first row is named.

@@ -426,3 +426,23 @@ def test_a_file_that_is_not_the_register_named_is_one_error(alpha):
 def test_an_unreadable_header_is_one_error(alpha):
     report = run(alpha, b'"' + b"x" * 200_000 + b"\n")
     assert report.error_count == 1 and "unreadable CSV" in report.errors[0].reason
+
+
+def test_an_update_by_csv_keeps_the_fields_the_file_has_no_column_for(alpha):
+    from locations import services
+    from locations.models import Location
+    from tests.conftest import location_payload
+
+    hours = {"twentyfourseven": True}
+    data = location_payload(alpha, "BER-ALEX-01", opening_times=hours, operator={"name": "Alpha Operations"})
+    data["evses"][0].update(uid="BER-ALEX-01-1", floor_level="-1")
+    services.location_upsert(cpo=alpha, data=data)
+    from locations.csv_import import csv_template, locations_import_csv
+    import io
+
+    report = locations_import_csv(cpo=alpha, file=io.BytesIO(csv_template().encode()))
+    assert report.error_count == 0 and report.updated == 1
+    location = Location.objects.get(cpo=alpha, ocpi_id="BER-ALEX-01")
+    assert location.name == "Ladepark Alexanderplatz"
+    assert location.opening_times == hours and location.operator == {"name": "Alpha Operations"}
+    assert location.evses.get(uid="BER-ALEX-01-1").floor_level == "-1"
