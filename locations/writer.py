@@ -107,23 +107,22 @@ def location_change(clean: dict, *, partial: bool = False, replace_evses: bool =
     )
 
 
-# --- Lookup codes: tiny, seeded tables, read once per process ---------------------------------------
+# --- Lookup codes: tiny tables, read once per batch ----------------------------------------------------
+# Per batch, not per process: operators may delete and re-add a code in the admin, and a cached id of a
+# deleted row would fail the whole batch on a foreign key.
 
-_lookup_ids: dict[type, dict[str, int]] = {}
+class _Lookups:
+    def __init__(self) -> None:
+        self.ids: dict[type, dict[str, int]] = {}
 
-
-def lookup_ids(model: type[models.Model], codes: list[str], field_name: str) -> list[int]:
-    known = _lookup_ids.get(model)
-    if known is None or any(code not in known for code in codes):
-        known = _lookup_ids[model] = dict(model.objects.values_list("code", "id"))
-    unknown = sorted(set(codes) - set(known))
-    if unknown:
-        raise InvalidPayload({field_name: f"unknown codes: {', '.join(unknown)}"})
-    return [known[code] for code in codes]
-
-
-def lookup_cache_clear() -> None:
-    _lookup_ids.clear()
+    def __call__(self, model: type[models.Model], codes: list[str], field_name: str) -> list[int]:
+        known = self.ids.get(model)
+        if known is None:
+            known = self.ids[model] = dict(model.objects.values_list("code", "id"))
+        unknown = sorted(set(codes) - set(known))
+        if unknown:
+            raise InvalidPayload({field_name: f"unknown codes: {', '.join(unknown)}"})
+        return [known[code] for code in codes]
 
 
 # --- The engine ---------------------------------------------------------------------------------------
@@ -141,6 +140,7 @@ class _Batch:
         self.connector_deletes: list[int] = []
         self.m2m_wanted: list[tuple[str, models.Model, dict[str, list[str]]]] = []
         self.created_ids: set[int] = set()
+        self.lookup_ids = _Lookups()
 
     def run(self) -> None:
         self._load()
@@ -270,7 +270,7 @@ class _Batch:
         if auto_stamp:
             del values["last_updated"]
         if change.type_code is not None:
-            values["connector_type_id"] = lookup_ids(ConnectorType, [change.type_code], "standard")[0]
+            values["connector_type_id"] = self.lookup_ids(ConnectorType, [change.type_code], "standard")[0]
         changed = self._assign(connector, values, created)
         if auto_stamp and (changed or created):
             self._assign(connector, {"last_updated": self.now}, created)
@@ -301,7 +301,7 @@ class _Batch:
             return any(wanted.values())
         current = self._current_m2m(type(owner), relations)
         return any(
-            set(lookup_ids(relations[name], codes, name)) != current[name].get(owner.pk, set())
+            set(self.lookup_ids(relations[name], codes, name)) != current[name].get(owner.pk, set())
             for name, codes in wanted.items()
         )
 
@@ -349,7 +349,7 @@ class _Batch:
                 for owner, m2m in wanted:
                     if name not in m2m:
                         continue
-                    want = set(lookup_ids(lookup, m2m[name], name))
+                    want = set(self.lookup_ids(lookup, m2m[name], name))
                     have = current[name].get(owner.pk, set())
                     remove += [(owner.pk, lid) for lid in have - want]
                     add += [through(**{owner_col: owner.pk, lookup_col: lid}) for lid in want - have]

@@ -287,7 +287,8 @@ def test_a_dry_run_counts_and_writes_nothing(alpha):
     assert Location.objects.count() == Evse.objects.count() == Connector.objects.count() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the seeded lookup tables must be there whatever transactional test ran before.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_import_that_is_the_whole_transaction_commits_or_rolls_back_whole(alpha):
     # Outside any caller's transaction the import checks foreign keys statement by statement.
     rows = grid(3)
