@@ -51,7 +51,7 @@ from locations.registers.bnetza import (
     _clean,
     _decimal,
     _decoded,
-    _is_blank,
+    data_records,
     _Issues,
     _shorten,
     _six_decimals,
@@ -207,16 +207,7 @@ def iter_afdc_locations(lines: Iterable[str | bytes]) -> Iterator[RegisterRow]:
         raise ValueError(f"not an AFDC station export: unreadable CSV ({exc})") from exc
     detect_afdc(header)
     layout = Layout(header)
-    while True:
-        start = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise ValueError(f"line {start}: unreadable CSV ({exc})") from exc
-        if _is_blank(cells):
-            continue
+    for start, cells in data_records(reader):
         yield parse_row(cells, layout, start)
 
 

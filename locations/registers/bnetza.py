@@ -269,6 +269,14 @@ def iter_bnetza_locations(lines: Iterable[str | bytes]) -> Iterator[RegisterRow]
     """
     reader = csv.reader(_decoded(lines), delimiter=";")
     layout, mojibake = _read_header(reader)
+    for start, cells in data_records(reader):
+        if mojibake:
+            cells = _repair_mojibake(cells)
+        yield parse_row(cells, layout, start)
+
+
+def data_records(reader) -> Iterator[tuple[int, list[str]]]:
+    """(line where the record starts, cells) of every non-blank record after the header."""
     while True:
         start = reader.line_num + 1
         try:
@@ -277,11 +285,8 @@ def iter_bnetza_locations(lines: Iterable[str | bytes]) -> Iterator[RegisterRow]
             return
         except csv.Error as exc:
             raise ValueError(f"line {start}: unreadable CSV ({exc})") from exc
-        if _is_blank(cells):
-            continue
-        if mojibake:
-            cells = _repair_mojibake(cells)
-        yield parse_row(cells, layout, start)
+        if not _is_blank(cells):
+            yield start, cells
 
 
 def _read_header(reader) -> tuple[Layout, bool]:
