@@ -415,7 +415,7 @@ def main() -> None:
         stop(proc)
         proc = None
 
-        print(f"\n=== find_ev_filter_locations, 10 km, limit 20, with EVSEs + connectors ===")
+        print("\n=== find_ev_filter_locations, 10 km, limit 20, with EVSEs + connectors ===")
         print(f"machine: {os.cpu_count()} cores {platform.machine()}, {platform.system()} {platform.release()}; "
               f"{version}; {count:,} locations; gunicorn {args.workers} workers")
         print(f"{'measure':<40} {'value':>12}")

@@ -49,7 +49,6 @@ from typing import Iterable, Iterator
 from locations.registers.bnetza import (
     RegisterRow,
     _clean,
-    _decimal,
     _decoded,
     data_records,
     _Issues,
@@ -218,9 +217,7 @@ def parse_row(cells: list[str], layout: Layout, row: int) -> RegisterRow:
     """Turn the cells of one station into a `RegisterRow` (exposed for tests and reuse)."""
     issues = _Issues()
     location = _build_location(cells, layout, issues)
-    if issues.errors:
-        return RegisterRow(row, error=issues.errors, warnings=issues.warnings)
-    return RegisterRow(row, location=location, warnings=issues.warnings)
+    return issues.result(row, location)
 
 
 def _build_location(cells: list[str], layout: Layout, issues: _Issues) -> dict | None:
@@ -306,13 +303,10 @@ def _time_zone(state: str | None, cells: list[str], layout: Layout, issues: _Iss
 def _coordinates(cells: list[str], layout: Layout, issues: _Issues) -> dict | None:
     lat_text, lng_text = layout.value(cells, "latitude"), layout.value(cells, "longitude")
     lat_column, lng_column = layout.title("latitude"), layout.title("longitude")
-    lat, lng = _decimal(lat_text), _decimal(lng_text)
-    if lat is None:
-        issues.error(lat_column, lat_text, "not a number")
-    if lng is None:
-        issues.error(lng_column, lng_text, "not a number")
-    if lat is None or lng is None:
+    pair = issues.decimal_pair(lat_text, lng_text, lat_column, lng_column)
+    if pair is None:
         return None
+    lat, lng = pair
     if lat == 0 or lng == 0:
         column, text = (lat_column, lat_text) if lat == 0 else (lng_column, lng_text)
         issues.error(column, text, "0: a missing value, not a position")

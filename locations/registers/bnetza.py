@@ -315,14 +315,27 @@ class _Issues:
     def warn(self, column: str, value: str, reason: str) -> None:
         self.warnings.append((column, value, reason))
 
+    def result(self, row: int, location: dict | None) -> RegisterRow:
+        if self.errors:
+            return RegisterRow(row, error=self.errors, warnings=self.warnings)
+        return RegisterRow(row, location=location, warnings=self.warnings)
+
+    def decimal_pair(self, lat_text: str, lng_text: str, lat_column: str,
+                     lng_column: str) -> tuple[Decimal, Decimal] | None:
+        """Both coordinates as numbers, or None with an error for each one that is not a number."""
+        lat, lng = _decimal(lat_text), _decimal(lng_text)
+        if lat is None:
+            self.error(lat_column, lat_text, "not a number")
+        if lng is None:
+            self.error(lng_column, lng_text, "not a number")
+        return None if lat is None or lng is None else (lat, lng)
+
 
 def parse_row(cells: list[str], layout: Layout, row: int) -> RegisterRow:
     """Turn the cells of one data row into a `RegisterRow` (exposed for tests and reuse)."""
     issues = _Issues()
     location = _build_location(cells, layout, issues)
-    if issues.errors:
-        return RegisterRow(row, error=issues.errors, warnings=issues.warnings)
-    return RegisterRow(row, location=location, warnings=issues.warnings)
+    return issues.result(row, location)
 
 
 def _build_location(cells: list[str], layout: Layout, issues: _Issues) -> dict | None:
@@ -500,13 +513,10 @@ def _decimal(text: str) -> Decimal | None:
 def _coordinates(cells: list[str], layout: Layout, issues: _Issues) -> dict | None:
     lat_text, lng_text = layout.cell(cells, "latitude"), layout.cell(cells, "longitude")
     lat_column, lng_column = layout.title("latitude"), layout.title("longitude")
-    lat, lng = _decimal(lat_text), _decimal(lng_text)
-    if lat is None:
-        issues.error(lat_column, lat_text, "not a number")
-    if lng is None:
-        issues.error(lng_column, lng_text, "not a number")
-    if lat is None or lng is None:
+    pair = issues.decimal_pair(lat_text, lng_text, lat_column, lng_column)
+    if pair is None:
         return None
+    lat, lng = pair
     if not (abs(lat) <= 90 and abs(lng) <= 180):
         # e.g. "8291302": the decimal comma was lost, and the digits alone cannot say where
         issues.error(f"{lat_column}/{lng_column}", f"{lat_text}/{lng_text}", "not a coordinate")

@@ -341,9 +341,7 @@ def parse_row(cells: list[str], layout: Layout, row: int, *, broken_column: int 
         issues.warn(layout.header[broken_column], _clean(cells[broken_column]),
                     "line break inside an unquoted cell, record rejoined")
     location = _build_location(cells, layout, issues)
-    if issues.errors:
-        return RegisterRow(row, error=issues.errors, warnings=issues.warnings)
-    return RegisterRow(row, location=location, warnings=issues.warnings)
+    return issues.result(row, location)
 
 
 def _build_location(cells: list[str], layout: Layout, issues: _Issues) -> dict | None:
@@ -519,13 +517,10 @@ def _business(cells: list[str], layout: Layout, role: str) -> dict | None:
 def _coordinates(cells: list[str], layout: Layout, issues: _Issues) -> dict | None:
     lat_text, lng_text = layout.value(cells, "latitude"), layout.value(cells, "longitude")
     lat_column, lng_column = layout.title("latitude"), layout.title("longitude")
-    lat, lng = _decimal(lat_text), _decimal(lng_text)
-    if lat is None:
-        issues.error(lat_column, lat_text, "not a number")
-    if lng is None:
-        issues.error(lng_column, lng_text, "not a number")
-    if lat is None or lng is None:
+    pair = issues.decimal_pair(lat_text, lng_text, lat_column, lng_column)
+    if pair is None:
         return None
+    lat, lng = pair
     if not (LAT_RANGE[0] <= lat <= LAT_RANGE[1] and LNG_RANGE[0] <= lng <= LNG_RANGE[1]):
         issues.error(f"{lat_column}/{lng_column}", f"{lat_text}/{lng_text}", "outside the UK")
         return None
