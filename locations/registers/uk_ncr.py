@@ -84,7 +84,7 @@ from locations.registers.bnetza import (
     RegisterRow,
     _clean,
     _decimal,
-    _decode_bytes,
+    _decoded,
     _electrics,
     _is_blank,
     _Issues,
@@ -255,13 +255,7 @@ class _LineCounter:
         self.lines = 0
 
     def feed(self, lines: Iterable[str | bytes]) -> Iterator[str]:
-        first = True
-        for line in lines:
-            if isinstance(line, bytes):
-                line = _decode_bytes(line)
-            if first:
-                line = line.removeprefix("\ufeff")
-                first = False
+        for line in _decoded(lines):
             # A binary file splits only at LF; split after a bare CR as newline="" text does, so
             # the CSV reader sees the same records either way.
             for piece in _BARE_CR.split(line):
