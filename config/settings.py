@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: OCPI echoes the peer's own X-Request-ID / X-Correlation-ID, which django-guid would replace.
+    "ocpi.transport.ocpi_headers_middleware",
     "django_guid.middleware.guid_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -204,6 +206,22 @@ USE_TZ = True
 # Country of the hub's own party and the default for CPOs that register without one.
 EVHUB_COUNTRY_CODE = env.str("EVHUB_COUNTRY_CODE", default="DE")
 EVHUB_PARTY_ID = env.str("EVHUB_PARTY_ID", default="EVH")
+EVHUB_BUSINESS_NAME = env.str("EVHUB_BUSINESS_NAME", default="evhub")
+# Keys that encrypt stored secrets we must send (peers' OCPI tokens, car makers' tokens); the first
+# encrypts, all decrypt, so a key can be rotated by putting a new one first. Default: SECRET_KEY.
+EVHUB_ENCRYPTION_KEYS = env.list("EVHUB_ENCRYPTION_KEYS", default=[])
+
+# --- OCPI (ocpi/) --------------------------------------------------------------------------------------
+# Page size of our OCPI sender lists (X-Limit): a client may ask for less, never more.
+OCPI_PAGE_LIMIT = env.int("EVHUB_OCPI_PAGE_LIMIT", default=100)
+# Outbound calls to URLs that peers gave us: timeouts (seconds), retries of idempotent calls, and the
+# networks they may reach besides public addresses (none by default; tests and the demo allow loopback).
+OCPI_CONNECT_TIMEOUT = env.float("EVHUB_OCPI_CONNECT_TIMEOUT", default=5.0)
+OCPI_READ_TIMEOUT = env.float("EVHUB_OCPI_READ_TIMEOUT", default=30.0)
+OCPI_RETRIES = env.int("EVHUB_OCPI_RETRIES", default=2)
+OCPI_ALLOWED_NETWORKS = env.list("EVHUB_OCPI_ALLOWED_NETWORKS", default=[])
+# Pulls of connected CPOs' locations (by date_from after the first full pull), every N minutes; 0 = off.
+OCPI_PULL_MINUTES = env.int("EVHUB_OCPI_PULL_MINUTES", default=15)
 
 # --- API and docs -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

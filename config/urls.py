@@ -19,6 +19,7 @@ urlpatterns = [
     path("map/", map_page, name="map"),
     path("map/places", map_places, name="map-places"),
     path("map/search", map_search, name="map-search"),
+    path("", include("ocpi.urls")),
     path("", include("emsp.urls")),
 ]
 

@@ -1,0 +1,175 @@
+"""The one outbound HTTP client for URLs that peers give us (versions, endpoints, Link headers).
+
+A peer chooses these URLs, so every call is guarded against reaching our own network: the address
+the socket actually connected to (after DNS, after every redirect) must be public unless it is in
+OCPI_ALLOWED_NETWORKS. Checking the connected socket rather than a DNS answer beforehand leaves no
+window for DNS rebinding. Idempotent calls are retried with backoff; every call has timeouts.
+"""
+
+import base64
+import ipaddress
+import logging
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
+
+from ocpi.transport import V211
+
+logger = logging.getLogger(__name__)
+
+
+class PeerError(Exception):
+    """A call to a peer that gave no usable OCPI answer (refused address, network, timeout, not OCPI)."""
+
+
+class AddressRefused(PeerError):
+    pass
+
+
+def address_allowed(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    for network in settings.OCPI_ALLOWED_NETWORKS:
+        if ip in ipaddress.ip_network(network, strict=False):
+            return True
+    return ip.is_global and not ip.is_multicast
+
+
+def _guard(sock, host: str) -> None:
+    address = sock.getpeername()[0]
+    if not address_allowed(address):
+        sock.close()
+        raise AddressRefused(
+            f"{host} resolves to {address}, a private, loopback or link-local address; refused "
+            "(EVHUB_OCPI_ALLOWED_NETWORKS lists networks that peers may use)"
+        )
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    def connect(self):
+        super().connect()
+        _guard(self.sock, self.host)
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _guard(self.sock, self.host)
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment: the guard must see the real peer
+    retry = Retry(total=settings.OCPI_RETRIES, connect=settings.OCPI_RETRIES, read=settings.OCPI_RETRIES,
+                  status=settings.OCPI_RETRIES, backoff_factor=0.5, status_forcelist=(502, 503, 504),
+                  allowed_methods=frozenset({"GET", "PUT", "DELETE"}), raise_on_status=False,
+                  respect_retry_after_header=True)
+    adapter = _GuardedAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+@dataclass
+class Reply:
+    """A peer's answer: HTTP status, the envelope's parts, and the headers (Link, X-Total-Count)."""
+
+    http_status: int
+    status_code: int | None
+    status_message: str
+    data: object
+    headers: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.http_status < 300 and self.status_code is not None and 1000 <= self.status_code < 2000
+
+
+class OcpiClient:
+    """Calls one peer with one token. `version` decides the token's form: base64 for 2.2.1, plain for 2.1.1."""
+
+    def __init__(self, *, token: str | None, version: str, to_party: tuple[str, str] | None = None):
+        self.token, self.version, self.to_party = token, version, to_party
+        self.session = _session()
+
+    def headers(self, *, routed: bool) -> dict:
+        headers = {"Accept": "application/json", "X-Request-ID": str(uuid.uuid4()),
+                   "X-Correlation-ID": str(uuid.uuid4())}
+        if self.token:
+            token = self.token if self.version == V211 else base64.b64encode(self.token.encode()).decode()
+            headers["Authorization"] = f"Token {token}"
+        if routed and self.version != V211:
+            headers["OCPI-from-country-code"] = settings.EVHUB_COUNTRY_CODE
+            headers["OCPI-from-party-id"] = settings.EVHUB_PARTY_ID
+            if self.to_party:
+                headers["OCPI-to-country-code"], headers["OCPI-to-party-id"] = self.to_party
+        return headers
+
+    def request(self, method: str, url: str, *, json=None, params: dict | None = None,
+                routed: bool = True) -> Reply:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise PeerError(f"Not an http(s) URL: {url[:200]!r}")
+        try:
+            response = self.session.request(
+                method, url, json=json, params=params, headers=self.headers(routed=routed),
+                timeout=(settings.OCPI_CONNECT_TIMEOUT, settings.OCPI_READ_TIMEOUT),
+            )
+        except AddressRefused:
+            raise
+        except requests.RequestException as exc:
+            # A refused address raised inside urllib3 arrives wrapped; give the clear reason back.
+            cause = exc
+            while cause is not None and not isinstance(cause, AddressRefused):
+                cause = cause.__cause__ or cause.__context__ or (cause.args[0] if cause.args and
+                                                                 isinstance(cause.args[0], Exception) else None)
+            if isinstance(cause, AddressRefused):
+                raise AddressRefused(str(cause)) from None
+            raise PeerError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise PeerError(f"{method} {url}: HTTP {response.status_code}, the answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise PeerError(f"{method} {url}: HTTP {response.status_code}, the answer is not an OCPI envelope")
+        status_code = body.get("status_code")
+        return Reply(http_status=response.status_code,
+                     status_code=status_code if isinstance(status_code, int) else None,
+                     status_message=str(body.get("status_message") or ""), data=body.get("data"),
+                     headers=dict(response.headers))
+
+    def get(self, url: str, **kwargs) -> Reply:
+        return self.request("GET", url, **kwargs)
+
+    def put(self, url: str, data, **kwargs) -> Reply:
+        return self.request("PUT", url, json=data, **kwargs)
+
+    def patch(self, url: str, data, **kwargs) -> Reply:
+        return self.request("PATCH", url, json=data, **kwargs)
+
+    def post(self, url: str, data, **kwargs) -> Reply:
+        return self.request("POST", url, json=data, **kwargs)
+
+    def delete(self, url: str, **kwargs) -> Reply:
+        return self.request("DELETE", url, **kwargs)

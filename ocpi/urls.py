@@ -1,0 +1,15 @@
+"""OCPI routes: /ocpi/versions, then one tree per version. Each module adds its routes here."""
+
+from django.urls import path
+
+from ocpi import versions
+from ocpi.transport import V211, V221
+
+urlpatterns = [
+    path("ocpi/versions", versions.VersionsView.as_view(), name="ocpi-versions"),
+    path("ocpi/2.2.1", versions.VersionDetailsView.as_view(version=V221), name=f"ocpi-{V221}"),
+    path("ocpi/2.1.1", versions.VersionDetailsView.as_view(version=V211), name=f"ocpi-{V211}"),
+    # credentials (ocpi/credentials.py)
+    # locations (ocpi/locations.py)
+    # webhooks (ocpi/webhooks.py)
+]

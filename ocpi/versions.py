@@ -1,0 +1,49 @@
+"""Versions (version_information_endpoint.asciidoc): which OCPI versions we speak, and our endpoints in each."""
+
+from django.urls import reverse
+
+from ocpi.transport import V211, V221, VERSIONS, OcpiError, OcpiView, envelope, public_url
+
+# (module, role, url name). We are a hub: the CPO role sends our catalogue, the eMSP role receives CPOs'.
+# 2.1.1's version details have no role, so a module is listed once there: locations is our sender,
+# what older eMSPs connect for; older CPOs' locations reach us by pull (ocpi_pull).
+ENDPOINTS = {
+    V221: [
+        ("credentials", "SENDER", "ocpi-221-credentials"),
+        ("locations", "SENDER", "ocpi-221-cpo-locations"),
+        ("locations", "RECEIVER", "ocpi-221-emsp-locations"),
+    ],
+    V211: [
+        ("credentials", None, "ocpi-211-credentials"),
+        ("locations", None, "ocpi-211-cpo-locations"),
+    ],
+}
+
+
+def version_details(version: str) -> dict:
+    endpoints = []
+    for identifier, role, name in ENDPOINTS[version]:
+        endpoint = {"identifier": identifier, "url": public_url(reverse(name))}
+        if role is not None:
+            endpoint["role"] = role
+        endpoints.append(endpoint)
+    return {"version": version, "endpoints": endpoints}
+
+
+class VersionsView(OcpiView):
+    routed = False
+    allow_token_a = True
+
+    def get(self, request):
+        return envelope([{"version": version, "url": public_url(reverse(f"ocpi-{version}"))}
+                         for version in VERSIONS])
+
+
+class VersionDetailsView(OcpiView):
+    routed = False
+    allow_token_a = True
+
+    def get(self, request):
+        if self.version not in ENDPOINTS:
+            raise OcpiError(f"Unsupported version {self.version}", status_code=3002, http_status=404)
+        return envelope(version_details(self.version))
