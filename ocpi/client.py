@@ -53,16 +53,30 @@ def _guard(sock, host: str) -> None:
         )
 
 
-class _GuardedHTTPConnection(HTTPConnection):
-    def connect(self):
-        super().connect()
-        _guard(self.sock, self.host)
+class _Guarded:
+    """Checks the address before a byte is sent: an IP literal before connecting (no DNS involved, and
+    an unreachable address would otherwise cost the whole connect timeout), every socket once connected
+    and before TLS, so that not even a ClientHello reaches a refused address."""
+
+    def _new_conn(self):
+        try:
+            literal = ipaddress.ip_address(self._dns_host)
+        except ValueError:
+            literal = None
+        if literal is not None and not address_allowed(str(literal)):
+            raise AddressRefused(f"{self.host} is a private, loopback or link-local address; refused "
+                                 "(EVHUB_OCPI_ALLOWED_NETWORKS lists networks that peers may use)")
+        sock = super()._new_conn()
+        _guard(sock, self.host)
+        return sock
 
 
-class _GuardedHTTPSConnection(HTTPSConnection):
-    def connect(self):
-        super().connect()
-        _guard(self.sock, self.host)
+class _GuardedHTTPConnection(_Guarded, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_Guarded, HTTPSConnection):
+    pass
 
 
 class _GuardedHTTPPool(HTTPConnectionPool):

@@ -20,6 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.utils.dateparse import parse_datetime
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 
 from locations.models import Cpo
 from locations.tokens import token_digest
@@ -148,6 +149,11 @@ class OcpiView(View):
     routed: bool = True
     allow_token_a: bool = False
 
+    @classmethod
+    def as_view(cls, **initkwargs):
+        # Peers authenticate with a token in a header, never a cookie: CSRF does not apply (and would 403 them).
+        return csrf_exempt(super().as_view(**initkwargs))
+
     def dispatch(self, request, *args, **kwargs):
         try:
             if request.method.lower() not in self.http_method_names or not hasattr(self, request.method.lower()):
@@ -188,6 +194,8 @@ def json_body(request) -> dict:
         data = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise OcpiError(f"Body is not valid JSON: {exc}", status_code=INVALID_PARAMETERS) from None
+    except RecursionError:  # nesting deeper than the parser's stack: not an OCPI object either
+        raise OcpiError("Body is nested too deeply", status_code=INVALID_PARAMETERS) from None
     if not isinstance(data, dict):
         raise OcpiError("Body must be a JSON object", status_code=INVALID_PARAMETERS)
     return data

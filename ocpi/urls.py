@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from ocpi import versions
+from ocpi import credentials, versions
 from ocpi.transport import V211, V221
 
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("ocpi/2.2.1", versions.VersionDetailsView.as_view(version=V221), name=f"ocpi-{V221}"),
     path("ocpi/2.1.1", versions.VersionDetailsView.as_view(version=V211), name=f"ocpi-{V211}"),
     # credentials (ocpi/credentials.py)
+    path("ocpi/2.2.1/credentials", credentials.CredentialsView.as_view(version=V221), name="ocpi-221-credentials"),
+    path("ocpi/2.1.1/credentials", credentials.CredentialsView.as_view(version=V211), name="ocpi-211-credentials"),
     # locations (ocpi/locations.py)
     # webhooks (ocpi/webhooks.py)
 ]

@@ -20,6 +20,7 @@ from locations.models import Cpo
 from locations.registers import register_location
 from locations.registers.bnetza import iter_bnetza_locations
 from locations.tokens import token_matches
+from ocpi.handshake import our_versions_url
 from ocpi.models import Peer
 from ocpi.services import peer_invite
 
@@ -95,11 +96,13 @@ class Command(BaseCommand):
 
     def _ocpi_peer(self, previous: dict) -> dict:
         token_a = previous.get("token_a")
-        peer = Peer.objects.filter(name="demo peer").first()
+        # Only an invitation is replaced: a platform that registered with the demo token keeps its connection.
+        invited = Peer.objects.filter(name="demo peer", state=Peer.State.INVITED)
+        peer = invited.first()
         if not (peer and token_a and token_matches(token_a, peer.token_a_digest)):
-            Peer.objects.filter(name="demo peer").delete()
+            invited.delete()
             _, token_a = peer_invite(name="demo peer")
-        return {"token_a": token_a, "versions_url": f"{settings.PUBLIC_BASE_URL}/ocpi/versions"}
+        return {"token_a": token_a, "versions_url": our_versions_url()}
 
     def _locations(self, cpo: Cpo) -> tuple[int, int]:
         accepted = rejected = 0
