@@ -13,6 +13,10 @@ The backend follows DATABASE_URL, as for the other benches of `scripts/bench.sh`
 - unset: `$EVHUB_VAR_DIR/bench.sqlite3` (default var/bench/), loaded with executemany.
 
     .venv/bin/python bench/bench_graphql.py [COUNT] [--keep] [--reuse] [--concurrency 6] [--duration 20]
+                                            [--bench-db evhub_bench]
+
+`--bench-db` names the PostgreSQL bench database (default evhub_bench), so that two people sharing a
+server do not drop each other's.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ TARGETS = {  # backend -> [(label, metric, comparison, bound)]
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, help="locations (default 1,000,000 PostgreSQL, 100,000 SQLite)")
+    parser.add_argument("--bench-db", default=BENCH_DB, help=f"PostgreSQL bench database (default {BENCH_DB})")
     parser.add_argument("--keep", action="store_true", help="keep the bench database at the end")
     parser.add_argument("--reuse", action="store_true", help="serve the bench database left by --keep; no load")
     parser.add_argument("--no-shared", action="store_true", help="seed only from the shipped sample")
@@ -70,25 +75,25 @@ def parse_args() -> argparse.Namespace:
 
 # --- The bench database --------------------------------------------------------------------------------
 
-def bench_database(reuse: bool) -> tuple[str, str, str, callable]:
+def bench_database(reuse: bool, name: str = BENCH_DB) -> tuple[str, str, str, callable]:
     """(backend, DATABASE_URL of the bench, where, drop) after (re)creating an empty bench database."""
     base = os.environ.get("DATABASE_URL", "")
     if base.startswith(("postgres://", "postgresql://", "pgsql://")):
         import psycopg
 
         parts = urlsplit(base)
-        bench_url = urlunsplit(parts._replace(path="/" + BENCH_DB))
+        bench_url = urlunsplit(parts._replace(path="/" + name))
         admin = urlunsplit(parts._replace(scheme="postgresql"))
 
         def drop() -> None:
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
         if not reuse:
             drop()
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"CREATE DATABASE {BENCH_DB}")
-        return "postgresql", bench_url, f"{parts.hostname}:{parts.port}/{BENCH_DB}", drop
+                conn.execute(f'CREATE DATABASE "{name}"')
+        return "postgresql", bench_url, f"{parts.hostname}:{parts.port}/{name}", drop
     var_dir = Path(os.environ["EVHUB_VAR_DIR"])
     path = var_dir / "bench.sqlite3"
     files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
@@ -371,7 +376,7 @@ def main() -> None:
     args = parse_args()
     os.environ.setdefault("EVHUB_VAR_DIR", str(ROOT / "var" / "bench"))
     Path(os.environ["EVHUB_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
-    backend, bench_url, where, drop = bench_database(args.reuse)
+    backend, bench_url, where, drop = bench_database(args.reuse, args.bench_db)
     count = args.count or (1_000_000 if backend == "postgresql" else 100_000)
     os.environ["DATABASE_URL"] = bench_url
     os.environ["DJANGO_DEBUG"] = "0"

@@ -86,7 +86,9 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'evhub.sqlite3'}")}
+# An empty DATABASE_URL (as in `DATABASE_URL= make test-smoke`) means unset: the embedded SQLite.
+DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="")
+                                          or f"sqlite:///{VAR_DIR / 'evhub.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; the busy timeout rides out short locks.
     DATABASES["default"]["OPTIONS"] = {
@@ -135,6 +137,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "config.tasks.heartbeat", "schedule": timedelta(minutes=1)},
+    # OCPI push retries (ocpi/push.py) and pulls of connected CPOs (ocpi/pull.py).
+    "ocpi.push_due": {"task": "ocpi.push_due", "schedule": timedelta(minutes=1)},
 }
 CELERY_TIMEZONE = "UTC"
 HEARTBEAT_MAX_AGE = timedelta(minutes=2)
@@ -222,6 +226,8 @@ OCPI_RETRIES = env.int("EVHUB_OCPI_RETRIES", default=2)
 OCPI_ALLOWED_NETWORKS = env.list("EVHUB_OCPI_ALLOWED_NETWORKS", default=[])
 # Pulls of connected CPOs' locations (by date_from after the first full pull), every N minutes; 0 = off.
 OCPI_PULL_MINUTES = env.int("EVHUB_OCPI_PULL_MINUTES", default=15)
+if OCPI_PULL_MINUTES > 0:
+    CELERY_BEAT_SCHEDULE["ocpi.pull_due"] = {"task": "ocpi.pull_due", "schedule": timedelta(minutes=OCPI_PULL_MINUTES)}
 
 # --- API and docs -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

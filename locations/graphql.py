@@ -113,15 +113,15 @@ class Evse(graphene.ObjectType):
 
     @staticmethod
     def resolve_capabilities(evse, info):
-        return evse.capabilities.all()
+        return selectors.shaped(evse, "capabilities")
 
     @staticmethod
     def resolve_payment_types(evse, info):
-        return evse.payment_types.all()
+        return selectors.shaped(evse, "payment_types")
 
     @staticmethod
     def resolve_connectors(evse, info):
-        return evse.connectors.all()
+        return selectors.shaped(evse, "connectors")
 
     @staticmethod
     def resolve_locations(evse, info):
@@ -170,7 +170,7 @@ class Location(graphene.ObjectType):
     @staticmethod
     def resolve_images(location, info):
         images = [image for image in location.images or [] if isinstance(image, dict) and image.get("url")]
-        for photo in location.photos.all():
+        for photo in selectors.shaped(location, "photos"):
             images.append({
                 "url": storage_url(photo.image), "thumbnail": storage_url(photo.thumbnail) or None,
                 "category": photo.category, "type": photo.content_type.rsplit("/", 1)[-1],
@@ -180,6 +180,9 @@ class Location(graphene.ObjectType):
 
     @staticmethod
     def resolve_evses(location, info):
+        evses = getattr(location, selectors.SHAPED + "evses", None)
+        if evses is not None:
+            return evses
         if "evses" in getattr(location, "_prefetched_objects_cache", {}):
             return location.evses.all()
         # Not prefetched (a shape the planner missed): still never show drivers what they may not see.
@@ -187,15 +190,15 @@ class Location(graphene.ObjectType):
 
     @staticmethod
     def resolve_facilities(location, info):
-        return location.facilities.all()
+        return selectors.shaped(location, "facilities")
 
     @staticmethod
     def resolve_parking_restrictions(location, info):
-        return location.parking_restrictions.all()
+        return selectors.shaped(location, "parking_restrictions")
 
     @staticmethod
     def resolve_parking_types(location, info):
-        return location.parking_types.all()
+        return selectors.shaped(location, "parking_types")
 
 
 # --- What a query selects, for prefetching ------------------------------------------------------------
@@ -231,10 +234,34 @@ def _selected_fields(info) -> dict[str, set[str]]:
     return by_type
 
 
+# The model fields each GraphQL field reads (relations: none of their own; the keys are always read).
+EVSE_FIELDS = {"uid": ("uid",), "evse_id": ("evse_id",), "serial_number": ("serial_number",),
+               "meter_type": ("meter_type",), "status": ("status",), "cpo_location_id": ("location",),
+               "current_ws_connection_id": ("current_ws_connection_id",), "server_id": ("server_id",),
+               "date_created": ("date_created",), "capabilities": (), "payment_types": (), "connectors": (),
+               "locations": ("location",)}
+CONNECTOR_FIELDS = {"id": (), "evse_uid": ("evse",), "connector_id": ("connector_id",), "standard": ("standard",),
+                    "format": ("format",), "power_type": ("power_type",), "max_voltage": ("max_voltage",),
+                    "max_amperage": ("max_amperage",), "max_electric_power": ("max_electric_power",),
+                    "connector_type": ("connector_type",), "rate_setting": ("rate_setting",),
+                    "status": ("status",), "date_created": ("date_created",), "date_modified": ("date_modified",)}
+
+
+def _model_fields(selected: set[str], known: dict[str, tuple[str, ...]]) -> frozenset[str] | None:
+    """The model fields behind the selected GraphQL fields; None (read them all) for a field not mapped."""
+    if not selected <= known.keys():
+        return None
+    return frozenset(column for name in selected for column in known[name])
+
+
 def _shape(info) -> selectors.Shape:
     fields = _selected_fields(info)
     location, evse, connector = fields.get("Location", set()), fields.get("Evse", set()), fields.get("Connector", set())
+    evse_fields = _model_fields(evse, EVSE_FIELDS)
+    if evse_fields is not None and "evse_uid" in connector:  # the connector shows its EVSE's uid
+        evse_fields |= {"uid"}
     return selectors.Shape(
+        evse_fields=evse_fields, connector_fields=_model_fields(connector, CONNECTOR_FIELDS),
         location=frozenset(
             {name for name in ("evses", "facilities", "parking_types", "parking_restrictions") if name in location}
             | ({"photos"} if "images" in location else set())
@@ -304,12 +331,16 @@ def _search_args() -> dict:
     }
 
 
-def _search(args: dict):
+def _search_filters(args: dict) -> dict:
     args = dict(args)
     args.pop("limit", None), args.pop("offset", None)
     if "distance" in args:
         args["distance_km"] = args.pop("distance")
-    return _searched(lambda: selectors.locations_search(**args))
+    return args
+
+
+def _search(args: dict):
+    return _searched(lambda: selectors.locations_search(**_search_filters(args)))
 
 
 # --- Queries -----------------------------------------------------------------------------------------
@@ -372,7 +403,9 @@ class LocationQueries(graphene.ObjectType):
     def resolve_find_ev_filter_locations(root, info, **args):
         _require_client(info)
         page = _page(args.get("limit"), args.get("offset"))
-        return _shaped_page(_search(args), info, page, public=True)
+        shape = _shape(info)
+        return _searched(lambda: selectors.locations_search_page(
+            shape=shape, offset=page.start, limit=page.stop - page.start, **_search_filters(args)))
 
     @staticmethod
     def resolve_find_ev_filter_locations_count(root, info, **args):

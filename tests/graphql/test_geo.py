@@ -117,3 +117,34 @@ def _destination(lat: float, lng: float, km: float, bearing_deg: float) -> tuple
     phi2 = math.asin(math.sin(phi) * math.cos(r) + math.cos(phi) * math.sin(r) * math.cos(theta))
     lam2 = lam + math.atan2(math.sin(theta) * math.sin(r) * math.cos(phi), math.cos(r) - math.sin(phi) * math.sin(phi2))
     return math.degrees(phi2), math.degrees(lam2)
+
+
+@pytest.mark.django_db
+def test_a_page_read_in_rings_is_the_page_of_one_search(alpha):
+    """locations_search_page widens a small radius; its pages must be those of the plain search."""
+    # A dense cluster (every ~100 m around Berlin) and a few far away, with EVSEs to prefetch.
+    for i in range(40):
+        place(alpha, f"C{i:02}", (BERLIN[0] + (i % 7) * 0.0009, BERLIN[1] + (i // 7) * 0.0013),
+              facilities=["CAFE"] if i % 3 else [])
+    for i, point in enumerate((POTSDAM, BRANDENBURG, (52.6, 13.6))):
+        place(alpha, f"F{i}", point)
+    shape = selectors.Shape(location=frozenset({"evses", "cpo"}), evse=frozenset({"connectors"}),
+                            evse_fields=frozenset({"uid", "status"}),
+                            connector_fields=frozenset({"standard", "max_electric_power"}))
+
+    def rows(found):
+        return [(loc.pk, loc.distance, loc.cpo.country_code,
+                 [(e.pk, e.uid, e.location is loc, [(c.pk, c.standard, c.evse is e)
+                                                    for c in selectors.shaped(e, "connectors")])
+                  for e in selectors.shaped(loc, "evses")]) for loc in found]
+
+    for distance in (0.1, 0.3, 1, 5, 30, 100):
+        for offset, limit in ((0, 1), (0, 20), (5, 10), (35, 20), (60, 5)):
+            for filters in ({}, {"facilities": ["CAFE"]}):
+                expected = list(selectors.locations_search(lat=BERLIN[0], lng=BERLIN[1], distance_km=distance,
+                                                           **filters))[offset:offset + limit]
+                found = selectors.locations_search_page(shape=shape, offset=offset, limit=limit, lat=BERLIN[0],
+                                                        lng=BERLIN[1], distance_km=distance, **filters)
+                assert [loc.pk for loc in found] == [loc.pk for loc in expected], (distance, offset, limit, filters)
+                assert [loc.distance for loc in found] == [loc.distance for loc in expected]
+                assert all(len(row[3]) == 1 and row[3][0][2] and len(row[3][0][3]) == 2 for row in rows(found))
