@@ -20,20 +20,20 @@ class CredentialsView(OcpiView):
 
     def get(self, request):
         # The credentials to access us are the ones the caller has just used.
-        return envelope(our_credentials(version=self.version, token=self.caller.token))
+        return envelope(our_credentials(version=self.version, token=self.caller.token, peer=self.caller.peer))
 
     def post(self, request):
         if self.caller.kind != "A":
             raise _not_allowed("Already registered: PUT updates your credentials, DELETE unregisters")
         _, token = services.peer_credentials_register(peer=self.caller.peer, version=self.version,
                                                       data=json_body(request))
-        return envelope(our_credentials(version=self.version, token=token))
+        return envelope(our_credentials(version=self.version, token=token, peer=self.caller.peer))
 
     def put(self, request):
         self._registered()
         _, token = services.peer_credentials_update(peer=self.caller.peer, version=self.version,
                                                     data=json_body(request))
-        return envelope(our_credentials(version=self.version, token=token))
+        return envelope(our_credentials(version=self.version, token=token, peer=self.caller.peer))
 
     def delete(self, request):
         self._registered()

@@ -8,13 +8,17 @@ import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
+from locations.enums import Moderation
+from locations.models import Cpo, Location
 from ocpi.client import OcpiClient, PeerError
 from ocpi.transport import (
     CLIENT_API_ERROR, INVALID_PARAMETERS, NO_MATCHING_ENDPOINTS, UNSUPPORTED_VERSION, V211, V221, VERSIONS,
     OcpiError, public_url,
 )
+from ocpi.models import Peer
 
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")  # types.asciidoc: Role
 _TOKEN = re.compile(r"[\x21-\x7e]{1,64}")  # credentials object: printable non-whitespace ASCII, string(64)
@@ -57,16 +61,32 @@ def our_versions_url() -> str:
     return public_url(reverse("ocpi-versions"))
 
 
-def our_credentials(*, version: str, token: str) -> dict:
-    """2.2.1: roles (CPO, to send our catalogue, and EMSP, to receive CPOs'); 2.1.1: one party, flat."""
+def our_credentials(*, version: str, token: str, peer: Peer | None = None) -> dict:
+    """2.2.1: roles CPO (to send our catalogue) and EMSP (to receive CPOs') of the hub's party, and a CPO
+    role for every party whose published locations we send (a hub speaks for them: a receiver accepts a
+    location only from a party named here). 2.1.1 has room for one party only: the hub's."""
     country_code, party_id = settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID
     business_details = {"name": settings.EVHUB_BUSINESS_NAME}
     if version == V211:
         return {"token": token, "url": our_versions_url(), "business_details": business_details,
                 "party_id": party_id, "country_code": country_code}
-    return {"token": token, "url": our_versions_url(),
-            "roles": [{"role": role, "party_id": party_id, "country_code": country_code,
-                       "business_details": business_details} for role in ("CPO", "EMSP")]}
+    roles = [{"role": role, "party_id": party_id, "country_code": country_code,
+              "business_details": business_details} for role in ("CPO", "EMSP")]
+    roles += [Party(role="CPO", country_code=cpo.country_code, party_id=cpo.party_id,
+                    name=cpo.owner_name[:100] or f"{cpo.country_code}*{cpo.party_id}").as_role()
+              for cpo in _catalogue_parties(peer=peer)]
+    return {"token": token, "url": our_versions_url(), "roles": roles}
+
+
+def _catalogue_parties(*, peer: Peer | None) -> list[Cpo]:
+    """The CPOs with published locations, except the hub's own party and the peer's own parties."""
+    published = Location.objects.filter(cpo=OuterRef("pk"), moderation=Moderation.PUBLISHED)
+    cpos = (Cpo.objects.filter(Exists(published))
+            .exclude(country_code__iexact=settings.EVHUB_COUNTRY_CODE, party_id__iexact=settings.EVHUB_PARTY_ID)
+            .order_by("country_code", "party_id"))
+    if peer is not None and peer.pk:
+        cpos = cpos.exclude(ocpi_parties__peer=peer)
+    return list(cpos.only("country_code", "party_id", "owner_name"))
 
 
 def is_our_party(party: Party) -> bool:

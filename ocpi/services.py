@@ -88,7 +88,8 @@ def peer_register(*, versions_url: str, token_a: str, name: str) -> Peer:
     token_b = token_new()
     peer = Peer.objects.create(name=name[:100], versions_url=versions_url, token_a_digest=token_digest(token_b))
     try:
-        credentials = _credentials_send(method="POST", discovery=discovery, token=token_a, token_ours=token_b)
+        credentials = _credentials_send(method="POST", discovery=discovery, token=token_a, token_ours=token_b,
+                                        peer=peer)
     except OcpiError:
         peer.delete()
         raise
@@ -115,7 +116,7 @@ def peer_credentials_rotate(*, peer: Peer) -> Peer:
     Peer.objects.filter(pk=peer.pk).update(token_a_digest=token_digest(token_b))  # good for our versions meanwhile
     try:
         credentials = _credentials_send(method="PUT", discovery=discovery, token=secret_decrypt(peer.token_out),
-                                        token_ours=token_b)
+                                        token_ours=token_b, peer=peer)
     except OcpiError:
         Peer.objects.filter(pk=peer.pk, token_a_digest=token_digest(token_b)).update(token_a_digest="")
         raise
@@ -142,9 +143,10 @@ def peer_unregister(*, peer: Peer) -> Peer:
         return _peer_suspend(peer)
 
 
-def _credentials_send(*, method: str, discovery: Discovery, token: str, token_ours: str) -> Credentials:
+def _credentials_send(*, method: str, discovery: Discovery, token: str, token_ours: str,
+                      peer: Peer | None = None) -> Credentials:
     url = credentials_url(discovery.endpoints)
-    body = our_credentials(version=discovery.version, token=token_ours)
+    body = our_credentials(version=discovery.version, token=token_ours, peer=peer)
     try:
         reply = OcpiClient(token=token, version=discovery.version).request(method, url, json=body, routed=False)
     except PeerError as exc:

@@ -372,3 +372,19 @@ def test_registering_twice_with_the_same_platform_is_refused(itself):
         peer_register(versions_url=itself, token_a=token_a, name="Us again")
     assert "Already connected" in error.value.message
 
+
+
+@pytest.mark.django_db
+def test_our_credentials_name_every_party_whose_locations_we_send(client, invited_peer, alpha, bravo, settings):
+    from locations.models import Location
+    from locations.services import location_upsert
+
+    from tests.conftest import location_payload
+
+    location_upsert(cpo=alpha, data=location_payload(alpha))
+    Location.objects.filter(cpo=alpha).update(moderation="PUBLISHED")
+    location_upsert(cpo=bravo, data=location_payload(bravo))  # pending: not sent, so not named
+    response = ocpi_get(client, URL_221, invited_peer.token_a)
+    parties = {(role["role"], role["country_code"], role["party_id"]) for role in response.json()["data"]["roles"]}
+    ours = (settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID)
+    assert parties == {("CPO", *ours), ("EMSP", *ours), ("CPO", "DE", "ALP")}
