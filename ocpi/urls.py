@@ -3,6 +3,8 @@
 from django.urls import path
 
 from ocpi import credentials, versions
+from ocpi import webhooks
+from ocpi.locations.routes import urlpatterns as locations_urlpatterns
 from ocpi.transport import V211, V221
 
 urlpatterns = [
@@ -12,6 +14,11 @@ urlpatterns = [
     # credentials (ocpi/credentials.py)
     path("ocpi/2.2.1/credentials", credentials.CredentialsView.as_view(version=V221), name="ocpi-221-credentials"),
     path("ocpi/2.1.1/credentials", credentials.CredentialsView.as_view(version=V211), name="ocpi-211-credentials"),
-    # locations (ocpi/locations.py)
+    # locations (ocpi/locations/)
+    *locations_urlpatterns,
     # webhooks (ocpi/webhooks.py)
+    path("ocpi/cpo/api/v1/webhook/locations/<str:country_code>/<str:party_id>",
+         webhooks.LocationsWebhookView.as_view(), name="webhook-locations"),
+    path("ocpi/cpo/api/v1/webhook/evse/<str:country_code>/<str:party_id>",
+         webhooks.EvseWebhookView.as_view(), name="webhook-evse"),
 ]

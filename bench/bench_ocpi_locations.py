@@ -1,0 +1,334 @@
+"""OCPI Locations over HTTP: the sender's list (GET of a page of 100) and the receiver's PUT of a location.
+
+Builds a catalogue of N published locations (default 100,000; about 2 EVSEs x 2 connectors each) with the
+COPY loader of bench/bench_graphql.py, serves it with gunicorn (2 sync workers) and measures:
+
+- GET /ocpi/2.2.1/cpo/locations?offset=..&limit=100 by a connected eMSP: sequential latency, p50/p95, at
+  random offsets over the whole list and on the first page; target p50 <= 60 ms;
+- PUT /ocpi/2.2.1/emsp/locations/DE/PSH/{id} of a location with 2 EVSEs (2 connectors each) by a
+  connected CPO, from concurrent clients: throughput of creates (new ids) and of replacements (the same
+  ids, a newer last_updated and another status); target >= 300 PUTs/s;
+
+then profiles the PUT in-process (cProfile, Django test client) to show where its time goes.
+
+    .venv/bin/python bench/bench_ocpi_locations.py [COUNT] [--keep] [--reuse] [--concurrency 4]
+                                                   [--duration 15] [--bench-db evhub_bench_ocpi]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import http.client
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import statistics
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from bench_graphql import bench_database, load, migrate, percentile, start_gunicorn, stop  # noqa: E402
+
+BENCH_DB = "evhub_bench_ocpi"
+EMSP_TOKEN = "bench-emsp-token"
+CPO_TOKEN = "bench-cpo-token"
+PUT_BASE = "/ocpi/2.2.1/emsp/locations/DE/PSH"
+LIST = "/ocpi/2.2.1/cpo/locations"
+TARGETS = [("GET page p50", "get_p50", "<=", 60.0), ("PUT throughput", "put_rps", ">=", 300.0)]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=100_000)
+    parser.add_argument("--bench-db", default=BENCH_DB)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--gets", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--profile", type=int, default=200, help="PUTs profiled in-process (0: skip)")
+    return parser.parse_args()
+
+
+def auth(token: str) -> str:
+    return "Token " + base64.b64encode(token.encode()).decode()
+
+
+def callers() -> None:
+    """A connected eMSP (reads) and a connected CPO DE/PSH (pushes), as rows."""
+    from locations import services
+    from locations.models import Cpo
+    from locations.tokens import token_digest
+    from ocpi.models import Peer, PeerParty
+
+    if not Peer.objects.filter(name="bench eMSP").exists():
+        peer = Peer.objects.create(name="bench eMSP", state=Peer.State.CONNECTED, token_in_digest=token_digest(EMSP_TOKEN))
+        PeerParty.objects.create(peer=peer, role="EMSP", country_code="NL", party_id="EMS")
+    if not Cpo.objects.filter(country_code="DE", party_id="PSH").exists():
+        cpo, _ = services.cpo_create(country_code="DE", party_id="PSH", owner_name="Bench pushing CPO")
+        peer = Peer.objects.create(name="bench CPO", state=Peer.State.CONNECTED, token_in_digest=token_digest(CPO_TOKEN))
+        PeerParty.objects.create(peer=peer, role="CPO", country_code="DE", party_id="PSH", cpo=cpo)
+
+
+def location_body(ocpi_id: str, moment: datetime, status: str = "AVAILABLE") -> bytes:
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def evse(n: int) -> dict:
+        return {"uid": f"{ocpi_id}-{n}", "evse_id": f"DE*PSH*E{ocpi_id}*{n}", "status": status,
+                "capabilities": ["RFID_READER", "REMOTE_START_STOP_CAPABLE"], "last_updated": stamp,
+                "connectors": [
+                    {"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
+                     "max_voltage": 400, "max_amperage": 32, "max_electric_power": 22000, "last_updated": stamp},
+                    {"id": "2", "standard": "IEC_62196_T2_COMBO", "format": "CABLE", "power_type": "DC",
+                     "max_voltage": 920, "max_amperage": 200, "max_electric_power": 150000, "last_updated": stamp}]}
+
+    return json.dumps({
+        "country_code": "DE", "party_id": "PSH", "id": ocpi_id, "publish": True, "name": f"Push {ocpi_id}",
+        "address": f"Pushstraße {ocpi_id}", "city": "Mannheim", "postal_code": "68159", "country": "DEU",
+        "coordinates": {"latitude": "49.494409", "longitude": "8.468098"}, "parking_type": "ON_STREET",
+        "facilities": ["CAFE"], "time_zone": "Europe/Berlin", "evses": [evse(1), evse(2)], "last_updated": stamp,
+    }).encode()
+
+
+class Client:
+    def __init__(self, port: int):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def request(self, method: str, path: str, token: str, body: bytes | None = None) -> tuple[float, int, bytes, dict]:
+        headers = {"Authorization": auth(token), "Content-Type": "application/json"}
+        start = time.perf_counter()
+        try:
+            self.conn.request(method, path, body, headers)
+            response = self.conn.getresponse()
+            data = response.read()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            raise
+        return (time.perf_counter() - start) * 1000, response.status, data, dict(response.getheaders())
+
+
+def get_pages(port: int, offsets: list[int], warmup: int = 20) -> dict:
+    client = Client(port)
+    latencies, sizes, counts = [], [], []
+    for i, offset in enumerate(offsets):
+        ms, status, data, headers = client.request("GET", f"{LIST}?offset={offset}&limit=100", EMSP_TOKEN)
+        if status != 200:
+            raise SystemExit(f"GET {offset}: {status} {data[:300]!r}")
+        if i >= warmup:
+            latencies.append(ms)
+            sizes.append(len(data))
+            counts.append(len(json.loads(data)["data"]))
+    return {"n": len(latencies), "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+            "mean": statistics.fmean(latencies), "kb": statistics.fmean(sizes) / 1024,
+            "per_page": statistics.fmean(counts)}
+
+
+def put_load(port: int, threads: int, duration: float, ids: callable, expect: int) -> dict:
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = [0]
+    deadline = time.perf_counter() + duration
+
+    def run() -> None:
+        client = Client(port)
+        mine = []
+        while time.perf_counter() < deadline:
+            with lock:
+                counter[0] += 1
+                n = counter[0]
+            ocpi_id, body = ids(n)
+            try:
+                ms, status, data, _ = client.request("PUT", f"{PUT_BASE}/{ocpi_id}", CPO_TOKEN, body)
+            except (http.client.HTTPException, OSError) as exc:
+                errors.append(str(exc))
+                continue
+            if status != expect:
+                errors.append(f"{status} {data[:200]!r}")
+            mine.append(ms)
+        with lock:
+            latencies.extend(mine)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    return {"n": len(latencies), "rps": len(latencies) / elapsed, "errors": len(errors), "first_error":
+            errors[0] if errors else "", "p50": percentile(latencies, 50), "p95": percentile(latencies, 95)}
+
+
+def profile_get(count: int, pages: int) -> None:
+    """Wall vs SQL time of a page of 100, in-process (what gunicorn adds is HTTP and JSON over the socket)."""
+    from django.db import connection
+    from django.test import Client as DjangoClient
+    from django.test.utils import CaptureQueriesContext
+
+    client = DjangoClient(HTTP_AUTHORIZATION=auth(EMSP_TOKEN))
+    rng = random.Random(3)
+    walls, sqls = [], []
+    for i in range(count + 5):
+        with CaptureQueriesContext(connection) as ctx:
+            start = time.perf_counter()
+            client.get(f"{LIST}?offset={rng.randrange(pages) * 100}&limit=100")
+            wall = (time.perf_counter() - start) * 1000
+        if i >= 5:
+            walls.append(wall)
+            sqls.append(sum(float(q["time"]) for q in ctx.captured_queries) * 1000)
+    print(f"\nIn-process GET page of 100 ({count}): wall p50 {percentile(walls, 50):.1f} ms, SQL p50 "
+          f"{percentile(sqls, 50):.1f} ms ({len(ctx.captured_queries)} queries)")
+    for q in ctx.captured_queries:
+        print(f"    {float(q['time']) * 1000:6.2f}  {str(q['sql'])[:150]}")
+
+
+def profile_put(count: int) -> None:
+    from django.db import connection
+    from django.test import Client as DjangoClient
+    from django.test.utils import CaptureQueriesContext
+
+    client = DjangoClient(HTTP_AUTHORIZATION=auth(CPO_TOKEN))
+    base = datetime.now(timezone.utc)
+    run = time.time_ns()
+    bodies = [(f"PROF{run}-{i}", location_body(f"PROF{run}-{i}", base)) for i in range(count)]
+    for ocpi_id, body in bodies[:10]:
+        client.put(f"{PUT_BASE}/{ocpi_id}", body, content_type="application/json")
+    profiler = cProfile.Profile()
+    walls, sqls, queries = [], [], []
+    for ocpi_id, body in bodies[10:]:
+        with CaptureQueriesContext(connection) as ctx:
+            start = time.perf_counter()
+            profiler.enable()
+            response = client.put(f"{PUT_BASE}/{ocpi_id}", body, content_type="application/json")
+            profiler.disable()
+            walls.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 201, response.content
+        sqls.append(sum(float(q["time"]) for q in ctx.captured_queries) * 1000)
+        queries.append(len(ctx.captured_queries))
+    print(f"\nIn-process PUT profile ({len(walls)} creates, Django test client, no HTTP; cProfile adds overhead):")
+    print(f"  wall per PUT   mean {statistics.fmean(walls):6.1f} ms   p50 {percentile(walls, 50):6.1f} ms")
+    print(f"  SQL per PUT    mean {statistics.fmean(sqls):6.1f} ms   ({statistics.fmean(queries):.0f} queries)")
+    print("  queries of the last PUT (ms):")
+    for q in ctx.captured_queries:
+        print(f"    {float(q['time']) * 1000:6.2f}  {str(q['sql'])[:150]}")
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(35)
+    print("\n  cProfile, cumulative (top 35):")
+    print("\n".join("    " + line for line in out.getvalue().splitlines()[4:]))
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+    print("\n  cProfile, own time (top 20):")
+    print("\n".join("    " + line for line in out.getvalue().splitlines()[4:]))
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ.setdefault("EVHUB_VAR_DIR", str(ROOT / "var" / "bench"))
+    Path(os.environ["EVHUB_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
+    backend, bench_url, where, drop = bench_database(args.reuse, args.bench_db)
+    os.environ["DATABASE_URL"] = bench_url
+    os.environ["DJANGO_DEBUG"] = "0"
+    proc = None
+    try:
+        import django
+
+        if not args.reuse:
+            migrate(dict(os.environ))
+        django.setup()
+        from django.db import connection
+
+        from generate import seed_stations
+        from locations.models import Location
+
+        print(f"OCPI Locations bench on {backend} ({where}), {os.cpu_count()} cores, {platform.machine()}, "
+              f"Python {platform.python_version()}")
+        if args.reuse:
+            count = Location.objects.count()
+            print(f"reusing {count:,} locations")
+        else:
+            count = args.count
+            print(f"loading {count:,} locations:")
+            load(count, seed_stations(), backend)
+        callers()
+        connection.close()
+
+        log = Path(os.environ["EVHUB_VAR_DIR"]) / "gunicorn-bench-ocpi.log"
+        proc, port = start_gunicorn(dict(os.environ), args.workers, log)
+        print(f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port}")
+        rng = random.Random(7)
+        pages = max(1, count // 100)
+        anywhere = get_pages(port, [rng.randrange(pages) * 100 for _ in range(args.gets + 20)])
+        first = get_pages(port, [0] * (args.gets // 3 + 20))
+
+        run = time.time_ns()
+        base = datetime.now(timezone.utc)
+        creates = put_load(port, args.concurrency, args.duration,
+                           lambda n: (f"P{run}-{n}", location_body(f"P{run}-{n}", base)), 201)
+        pool = 200
+        replaces = put_load(port, args.concurrency, args.duration,
+                            lambda n: (f"P{run}-{n % pool + 1}", location_body(
+                                f"P{run}-{n % pool + 1}", base + timedelta(milliseconds=n),
+                                ("AVAILABLE", "CHARGING")[n % 2])), 200)
+        stop(proc)
+        proc = None
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()" if backend == "postgresql" else "SELECT 'SQLite ' || sqlite_version()")
+            version = cursor.fetchone()[0].split(" on ")[0]
+        print(f"\n=== OCPI Locations, {count:,} locations; {version}; gunicorn {args.workers} workers; "
+              f"{os.cpu_count()} cores {platform.machine()} ===")
+        rows = [
+            (f"GET page of 100, random offset ({anywhere['n']})", f"p50 {anywhere['p50']:.1f} / p95 {anywhere['p95']:.1f} ms"),
+            ("  mean / page size", f"{anywhere['mean']:.1f} ms / {anywhere['kb']:.0f} KiB, {anywhere['per_page']:.0f} loc"),
+            (f"GET first page of 100 ({first['n']})", f"p50 {first['p50']:.1f} / p95 {first['p95']:.1f} ms"),
+            (f"PUT create, {args.concurrency} clients", f"{creates['rps']:.1f} /s  (p50 {creates['p50']:.0f} ms, "
+                                                        f"p95 {creates['p95']:.0f} ms)"),
+            ("  requests / errors", f"{creates['n']} / {creates['errors']} {creates['first_error'][:80]}"),
+            (f"PUT replace, {args.concurrency} clients", f"{replaces['rps']:.1f} /s  (p50 {replaces['p50']:.0f} ms, "
+                                                         f"p95 {replaces['p95']:.0f} ms)"),
+            ("  requests / errors", f"{replaces['n']} / {replaces['errors']} {replaces['first_error'][:80]}"),
+        ]
+        for label, value in rows:
+            print(f"{label:<42} {value}")
+        metrics = {"get_p50": anywhere["p50"], "put_rps": min(creates["rps"], replaces["rps"])}
+        print("\ntargets:")
+        for label, metric, op, bound in TARGETS:
+            value = metrics[metric]
+            good = value <= bound if op == "<=" else value >= bound
+            print(f"  {label:<16} {value:8.1f} {op} {bound:g}   {'PASS' if good else 'MISS'}")
+        if args.profile:
+            profile_get(30, max(1, count // 100))
+            profile_put(args.profile)
+    finally:
+        stop(proc)
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001
+            pass
+        if args.keep:
+            print(f"kept the bench database {where} (--reuse serves it again)")
+        else:
+            drop()
+
+
+if __name__ == "__main__":
+    main()

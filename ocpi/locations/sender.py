@@ -1,0 +1,69 @@
+"""Our CPO role (Sender interface): the hub's published catalogue for eMSPs to pull.
+
+Every CPO's published locations except the caller's own parties' (a peer that is both CPO and eMSP
+does not get its own locations back); of each, the EVSEs the hub published, REMOVED ones included with
+that status. 2.1.1 has no `publish` flag to pass on, so locations a CPO asked not to publish are left
+out there. The list is ordered by (last_updated, id) and paginated as transport_and_format says.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from locations.selectors import location_rows_ocpi, locations_ocpi
+from ocpi.locations.objects import V211, connector_ocpi, evse_ocpi, location_json, location_ocpi
+from ocpi.locations.paths import object_id, unknown
+from ocpi.transport import CLIENT_ERROR, OcpiError, OcpiView, envelope, page_headers, page_params
+
+
+class LocationsSenderView(OcpiView):
+    module = "locations"
+
+    def get(self, request, location_id: str | None = None, evse_uid: str | None = None,
+            connector_id: str | None = None):
+        if location_id is None:
+            return self._list(request)
+        location = self._location(request, object_id(location_id, "location_id"))
+        if evse_uid is None:
+            return envelope(location_ocpi(location, version=self.version))
+        uid = object_id(evse_uid, "evse_uid")
+        evse = next((e for e in location.evses.all() if e.uid == uid), None)
+        data = evse_ocpi(evse, version=self.version) if evse is not None else None
+        if data is None:
+            raise unknown(f"EVSE {uid!r} of location {location.ocpi_id!r}")
+        if connector_id is None:
+            return envelope(data)
+        wanted = object_id(connector_id, "connector_id")
+        connector = next((c for c in evse.connectors.all() if c.connector_id == wanted), None)
+        data = connector_ocpi(connector, version=self.version) if connector is not None else None
+        if data is None:
+            raise unknown(f"connector {wanted!r} of EVSE {uid!r} of location {location.ocpi_id!r}")
+        return envelope(data)
+
+    def _visible(self, **filters):
+        return locations_ocpi(exclude_cpos=self.caller.cpo_parties(), publish_flag_only=self.version == V211,
+                              **filters)
+
+    def _list(self, request):
+        page = page_params(request)
+        locations = self._visible(date_from=page.date_from, date_to=page.date_to)
+        total = locations.count()
+        rows = location_rows_ocpi(locations[page.offset:page.offset + page.limit]) \
+            if page.limit and page.offset < total else []
+        data = [location_json(row, version=self.version) for row in rows]
+        return envelope(data, headers=page_headers(request, page, total, len(data)))
+
+    def _location(self, request, location_id: str):
+        """Location ids are unique per CPO only: the OCPI-to-* routing headers name the CPO where two share one."""
+        locations = self._visible().filter(ocpi_id=location_id)
+        to = (request.headers.get("OCPI-to-country-code", ""), request.headers.get("OCPI-to-party-id", ""))
+        if all(to) and (to[0].upper(), to[1].upper()) != (settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID):
+            locations = locations.filter(cpo__country_code__iexact=to[0], cpo__party_id__iexact=to[1])
+        found = list(locations[:2])
+        if not found:
+            raise unknown(f"location {location_id!r}")
+        if len(found) > 1:
+            parties = ", ".join(f"{loc.cpo.country_code}/{loc.cpo.party_id}" for loc in found)
+            raise OcpiError(f"Location {location_id!r} exists at several CPOs ({parties}, ...): name one with the "
+                            "OCPI-to-country-code and OCPI-to-party-id headers", status_code=CLIENT_ERROR)
+        return found[0]
