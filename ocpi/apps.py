@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class OcpiConfig(AppConfig):
     name = "ocpi"
     verbose_name = "OCPI"
+
+    def ready(self):
+        from locations.signals import location_changed
+        from ocpi import push
+
+        # Connected eMSPs get every change of a published location (ocpi/push.py).
+        location_changed.connect(push.on_location_changed, dispatch_uid="ocpi.push.on_location_changed")

@@ -1,0 +1,198 @@
+"""OCPI pull throughput: a full pull of N locations from a second evhub (gunicorn, PostgreSQL) into this one.
+
+The sender is a real evhub: its own database `<db>_bench_sender` loaded with N published locations by
+the COPY loader of bench_graphql/generate.py (about 2 EVSEs x 2 connectors each), served by gunicorn
+(--workers 2) on loopback, its own party DE*BCH (so that its credentials name the party it sends). The
+receiver is this process on `<db>_bench_receiver` (migrated, empty): `ocpi.pull.peer_pull` follows the
+Link pages and writes them through `location_upsert_many`, as `manage.py ocpi_pull` does.
+
+Target: >= 3,000 locations/s for 100,000 locations.
+
+    .venv/bin/python bench/bench_ocpi_pull.py [COUNT] [--page-limit 100] [--keep] [--profile]
+
+Needs DATABASE_URL naming PostgreSQL (its role may create databases); both bench databases are
+dropped at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+TARGET = 3000.0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=100_000)
+    parser.add_argument("--page-limit", type=int, default=100, help="the sender's OCPI page size (X-Limit)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the sender")
+    parser.add_argument("--keep", action="store_true", help="keep both bench databases")
+    parser.add_argument("--profile", action="store_true", help="cProfile the pulling thread")
+    parser.add_argument("--no-shared", action="store_true", help="seed coordinates from the shipped sample only")
+    return parser.parse_args()
+
+
+def urls(base: str) -> tuple[str, str, str]:
+    parts = urlsplit(base)
+    name = parts.path.lstrip("/") or "evhub"
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    return (admin, urlunsplit(parts._replace(path=f"/{name}_bench_sender")),
+            urlunsplit(parts._replace(path=f"/{name}_bench_receiver")))
+
+
+def recreate(admin: str, url: str) -> None:
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop(admin: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+
+
+def run(env: dict, *args: str, code: str | None = None) -> str:
+    command = [sys.executable, "-c", code] if code else [sys.executable, str(ROOT / "manage.py"), *args]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args) or 'python -c'} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+LOAD = """
+import sys, json
+sys.path[:0] = [{root!r}, {bench!r}]
+import django
+django.setup()
+from bench_graphql import load
+from generate import seed_stations
+load({count}, seed_stations(use_shared={shared}), "postgresql")
+"""
+
+ADMIT = """
+import django, json
+django.setup()
+from locations.tokens import token_digest
+from ocpi.models import Peer, PeerParty
+peer = Peer.objects.create(name="bench receiver", state="CONNECTED", token_in_digest=token_digest({token!r}))
+PeerParty.objects.create(peer=peer, role="EMSP", country_code="DE", party_id="EVH")
+print(json.dumps(peer.pk))
+"""
+
+
+def main() -> None:
+    args = parse_args()
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        raise SystemExit("DATABASE_URL must name PostgreSQL")
+    admin, sender_url, receiver_url = urls(base)
+    var = Path(tempfile.mkdtemp(prefix="bench-ocpi-pull-"))
+    common = {k: v for k, v in os.environ.items() if not k.startswith(("EVHUB_", "DATABASE_URL", "CELERY_"))}
+    common.update(DJANGO_SETTINGS_MODULE="config.settings", EVHUB_OCPI_ALLOWED_NETWORKS="127.0.0.0/8")
+    from bench_graphql import free_port, start_gunicorn, stop
+
+    port = free_port()
+    sender_env = {**common, "DATABASE_URL": sender_url, "EVHUB_VAR_DIR": str(var / "sender"),
+                  "EVHUB_PARTY_ID": "BCH", "EVHUB_OCPI_PAGE_LIMIT": str(args.page_limit),
+                  "EVHUB_BASE_URL": f"http://127.0.0.1:{port}", "PORT": str(port)}
+    sender_env.pop("REDIS_URL", None)  # a cache and broker of its own (files in its var dir)
+    receiver_env = {**common, "DATABASE_URL": receiver_url, "EVHUB_VAR_DIR": str(var / "receiver")}
+    print(f"OCPI pull bench: {args.count:,} locations, sender page size {args.page_limit}, "
+          f"gunicorn --workers {args.workers}")
+    web = None
+    try:
+        started = time.perf_counter()
+        for url, env in ((sender_url, sender_env), (receiver_url, receiver_env)):
+            recreate(admin, url)
+            run(env, "migrate", "--noinput", "-v0")
+        print(f"  create + migrate 2 databases {time.perf_counter() - started:8.1f} s")
+        print(run(sender_env, code=LOAD.format(root=str(ROOT), bench=str(ROOT / "bench"), count=args.count,
+                                               shared=not args.no_shared)).rstrip())
+        from locations.tokens import token_new  # noqa: E402  (no settings needed)
+
+        token = token_new()
+        run(sender_env, code=ADMIT.format(token=token))
+        # start_gunicorn picks its own free port: the sender's EVHUB_BASE_URL must name the one it serves on.
+        web, served = start_gunicorn_on(sender_env, args.workers, var / "gunicorn.log", port)
+
+        os.environ.update(receiver_env)
+        os.environ.pop("REDIS_URL", None)  # its locks in a cache of its own, not in a shared Redis DB
+        import django
+
+        django.setup()
+        from ocpi.pull import peer_pull
+        from tests.ocpi.peer_server import peer_connected_here
+
+        class Sender:
+            name = "bench sender"
+
+            @staticmethod
+            def url(path):
+                return f"http://127.0.0.1:{served}{path}"
+
+        peer = peer_connected_here(Sender, token=token, parties=[("CPO", "DE", "BCH"), ("EMSP", "DE", "BCH")],
+                                   name="bench sender")
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
+        began = time.perf_counter()
+        summary = peer_pull(peer=peer, full=True)
+        elapsed = time.perf_counter() - began
+        if profiler:
+            profiler.disable()
+        rate = summary.received / elapsed
+        print(f"  pull                         {elapsed:8.1f} s   {summary.pages:,} pages, "
+              f"{summary.received:,} received, {summary.created:,} created, {summary.updated:,} updated, "
+              f"{summary.unchanged:,} unchanged, {summary.rejected:,} rejected")
+        print(f"  throughput                   {rate:8.0f} locations/s   (target >= {TARGET:,.0f}: "
+              f"{'met' if rate >= TARGET else 'NOT met'})")
+        print(json.dumps({"count": args.count, "page_limit": args.page_limit, "seconds": round(elapsed, 2),
+                          "locations_per_s": round(rate), **{k: v for k, v in summary.as_dict().items()
+                                                              if k in ("pages", "received", "created", "rejected")}}))
+        if profiler:
+            stream = io.StringIO()
+            pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(30)
+            print(stream.getvalue())
+    finally:
+        stop(web)
+        if not args.keep:
+            from django.db import connections
+
+            connections.close_all()
+            drop(admin, sender_url)
+            drop(admin, receiver_url)
+
+
+def start_gunicorn_on(env: dict, workers: int, log: Path, port: int):
+    """bench_graphql.start_gunicorn, on a port chosen beforehand (the sender's Link URLs name it)."""
+    import bench_graphql
+
+    original = bench_graphql.free_port
+    bench_graphql.free_port = lambda: port
+    try:
+        return bench_graphql.start_gunicorn(env, workers, log)
+    finally:
+        bench_graphql.free_port = original
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Pull against a real second evhub on loopback: its sender's pages, followed by Link, into our catalogue."""
+
+import pytest
+from django.core.management import call_command
+
+from locations.models import Location
+from locations.tokens import token_new
+from ocpi.models import Peer
+from ocpi.pull import PullError, next_link, peer_pull
+from tests.ocpi.peer_server import evhub_servers, peer_connected_here, peer_server  # noqa: F401
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+
+@pytest.fixture
+def loopback(settings):
+    settings.OCPI_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    return settings
+
+
+@pytest.fixture
+def peer(peer_server, loopback, request):
+    """The peer server as a connected CPO (DE*DMO) of ours, and we a connected eMSP of it."""
+    token = token_new()
+    version = getattr(request, "param", None)
+    peer_server.admit(name=f"pull-{token[:6]}", token=token, parties=[("EMSP", "DE", "EVH")])
+    return peer_connected_here(peer_server, token=token, version=version,
+                               parties=[("CPO", "DE", "DMO"), ("EMSP", "DE", "DMO")])
+
+
+def published_on(server, party=None) -> int:
+    where = f", cpo__country_code={party[0]!r}, cpo__party_id={party[1]!r}" if party else ""
+    return server.shell("from locations.models import Location\n"
+                        f"print(json.dumps(Location.objects.filter(moderation='PUBLISHED'{where}).count()))")
+
+
+def test_a_full_pull_follows_every_page_and_stores_every_location(peer_server, peer):
+    expected = published_on(peer_server, ("DE", "DMO"))
+    others = published_on(peer_server) - expected
+    summary = peer_pull(peer=peer)
+    assert summary.completed and summary.full
+    assert summary.received == summary.total == expected + others
+    assert summary.pages == -(-summary.received // 100)  # the peer's pages of 100
+    assert summary.created == expected and summary.updated == 0
+    assert summary.rejected == others
+    assert Location.objects.filter(cpo__party_id="DMO").count() == expected
+    peer.refresh_from_db()
+    assert peer.last_pull_at == summary.started_at
+
+    again = peer_pull(peer=peer)  # by date_from: nothing changed since
+    assert not again.full and again.completed
+    assert again.created == again.updated == 0
+    assert again.received <= 2  # only what has the very second of the last pull as last_updated
+
+
+def test_a_change_on_the_peer_arrives_with_the_next_pull(peer_server, peer):
+    peer_pull(peer=peer)
+    changed = peer_server.shell(
+        "from django.utils import timezone\nfrom locations.models import Location\nfrom locations import services\n"
+        "from ocpi.locations import location_ocpi\n"
+        "loc = Location.objects.filter(cpo__party_id='DMO', moderation='PUBLISHED').order_by('id').first()\n"
+        "data = location_ocpi(loc)\ndata['name'] = 'Renamed by the peer'\n"
+        "data['last_updated'] = timezone.now().isoformat()\n"
+        "services.location_upsert(cpo=loc.cpo, data=data)\nprint(json.dumps(loc.ocpi_id))")
+    summary = peer_pull(peer=peer)
+    assert summary.updated == 1 and summary.created == 0
+    assert Location.objects.get(cpo__party_id="DMO", ocpi_id=changed).name == "Renamed by the peer"
+
+
+def test_other_parties_are_rejected_with_the_reason(peer_server, peer):
+    peer_server.shell(
+        "from locations import services\nfrom locations.models import Cpo\n"
+        "cpo = Cpo.objects.filter(party_id='OTH').first() or services.cpo_create(country_code='DE', "
+        "party_id='OTH', owner_name='Other', auto_publish=True)[0]\n"
+        "services.location_upsert(cpo=cpo, data={'country_code': 'DE', 'party_id': 'OTH', 'id': 'OTH1', "
+        "'publish': True, 'address': 'Weg 1', 'city': 'Köln', 'country': 'DEU', 'time_zone': 'Europe/Berlin', "
+        "'coordinates': {'latitude': '50.93', 'longitude': '6.95'}, 'last_updated': '2024-01-01T00:00:00Z'})\n"
+        "print(json.dumps(1))")
+    summary = peer_pull(peer=peer, full=True)
+    assert summary.rejected >= 1
+    assert dict(summary.top_reasons())["party DE*OTH is not a CPO party of this peer"] >= 1
+    assert not Location.objects.filter(ocpi_id="OTH1").exists()
+
+
+@pytest.mark.parametrize("peer", ["2.1.1"], indirect=True)
+def test_a_211_peer_is_pulled_in_211(peer_server, peer):
+    assert peer.version == "2.1.1"
+    summary = peer_pull(peer=peer)
+    assert summary.completed and summary.rejected == 0, summary.top_reasons()
+    assert summary.created == summary.received > 0
+
+
+def test_a_peer_down_mid_way_keeps_last_pull_at(peer_server, peer):
+    peer_server.stop_web()
+    try:
+        with pytest.raises(PullError) as failed:
+            peer_pull(peer=peer)
+    finally:
+        peer_server.start()
+    assert failed.value.summary.completed is False
+    peer.refresh_from_db()
+    assert peer.last_pull_at is None
+
+
+def test_the_guard_applies_to_a_peer_on_our_own_network(peer, settings):
+    settings.OCPI_ALLOWED_NETWORKS = []
+    with pytest.raises(PullError, match="refused"):
+        peer_pull(peer=peer)
+
+
+def test_the_command_pulls_and_reports(peer, capsys):
+    call_command("ocpi_pull", peer.name, "--full")
+    out = capsys.readouterr().out
+    assert "created" in out and "pages" in out
+    assert Peer.objects.get(pk=peer.pk).last_pull_at is not None
+
+
+def test_next_link_reads_rel_next_only():
+    assert next_link({"link": '<http://a/x?offset=100&limit=100>; rel="next"'}) == "http://a/x?offset=100&limit=100"
+    assert next_link({"Link": '<http://a/prev>; rel="prev"'}) is None
+    assert next_link({}) is None

@@ -1,0 +1,166 @@
+"""Push against a real second evhub on loopback: our changes PUT to its locations receiver, in order,
+kept and retried while it is down."""
+
+from datetime import timedelta
+
+import pytest
+from celery.signals import before_task_publish
+from django.core.cache import cache
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from locations import services
+from locations.models import Location
+from locations.tokens import token_new
+from ocpi import push
+from ocpi.models import OutboxEntry
+from tests.conftest import location_payload
+from tests.ocpi.peer_server import evhub_servers, peer_connected_here, peer_server  # noqa: F401
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+
+@pytest.fixture
+def loopback(settings):
+    settings.OCPI_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+
+@pytest.fixture
+def eager():
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def alpha_pub(db):
+    cpo, token = services.cpo_create(country_code="DE", party_id="ALP", owner_name="Alpha", auto_publish=True)
+    return cpo
+
+
+@pytest.fixture
+def peer(peer_server, loopback, alpha_pub):
+    """The peer server as a connected eMSP of ours; on its side we are the CPO of DE*ALP."""
+    token = token_new()
+    peer_server.admit(name=f"push-{token[:6]}", token=token, parties=[("CPO", "DE", "ALP"), ("EMSP", "DE", "EVH")])
+    peer = peer_connected_here(peer_server, token=token, parties=[("EMSP", "DE", "DMO"), ("CPO", "DE", "DMO")])
+    cache.delete(f"ocpi:push:kick:{peer.pk}")
+    cache.delete(f"ocpi:push:lock:{peer.pk}")
+    yield peer
+    cache.delete(f"ocpi:push:kick:{peer.pk}")
+    cache.delete(f"ocpi:push:lock:{peer.pk}")
+
+
+def on_peer(server, ocpi_id: str):
+    return server.shell(
+        "from locations.models import Location\n"
+        f"loc = Location.objects.filter(cpo__party_id='ALP', ocpi_id={ocpi_id!r}).first()\n"
+        "print(json.dumps(loc and {'name': loc.name, 'evses': sorted(e.status for e in loc.evses.all())}))")
+
+
+def upsert(cpo, ocpi_id, stamp, **overrides):
+    return services.location_upsert(cpo=cpo, data=location_payload(cpo, ocpi_id, last_updated=stamp, **overrides))
+
+
+def test_a_published_change_is_pushed_at_once(peer_server, peer, alpha_pub, eager,
+                                              django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upsert(alpha_pub, "PUSH1", "2024-06-01T10:00:00Z", name="Pushed at once")
+    entry = OutboxEntry.objects.get(peer=peer)
+    assert entry.delivered_at is not None and entry.last_error == ""
+    assert on_peer(peer_server, "PUSH1") == {"name": "Pushed at once", "evses": ["AVAILABLE"]}
+
+
+def test_only_published_locations_of_others_are_written(peer, alpha_pub, django_capture_on_commit_callbacks):
+    pending, _ = services.cpo_create(country_code="DE", party_id="PND", owner_name="Pending CPO")
+    with django_capture_on_commit_callbacks(execute=True):
+        upsert(pending, "P1", "2024-06-01T10:00:00Z")  # not published: nothing goes out
+        owned = services.location_upsert(cpo=peer.parties.get(role="CPO").cpo, data=location_payload(
+            peer.parties.get(role="CPO").cpo, "OWN1", last_updated="2024-06-01T10:00:00Z"))
+        services.location_moderate(location=owned.instance, moderation="PUBLISHED")  # the peer's own party
+    assert not OutboxEntry.objects.exists()
+    cache.delete(f"ocpi:push:kick:{peer.pk}")
+
+
+def test_entries_of_one_location_go_out_once(peer_server, peer, alpha_pub, django_capture_on_commit_callbacks):
+    published = []
+    before_task_publish.connect(receiver := lambda **kw: published.append(kw["headers"]["task"]), weak=False)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            for n in range(3):
+                upsert(alpha_pub, "ONCE", f"2024-06-01T10:0{n}:00Z", name=f"Version {n}")
+    finally:
+        before_task_publish.disconnect(receiver)
+        celery_app.control.purge()
+    assert published == ["ocpi.push_peer"]  # three changes, one task: the kick is coalesced
+    assert OutboxEntry.objects.filter(peer=peer, delivered_at__isnull=True).count() == 3
+    push.push_kick_taken(peer_id=peer.pk)
+    result = push.peer_push(peer=peer)
+    assert (result.sent, result.delivered, result.failed) == (1, 3, "")
+    assert on_peer(peer_server, "ONCE")["name"] == "Version 2"
+
+
+def test_a_peer_down_keeps_the_entries_and_gets_them_later_in_order(peer_server, peer, alpha_pub,
+                                                                   django_capture_on_commit_callbacks):
+    peer_server.stop_web()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            upsert(alpha_pub, "DOWN-A", "2024-06-01T10:00:00Z", name="A first")
+            upsert(alpha_pub, "DOWN-B", "2024-06-01T10:00:00Z", name="B")
+            upsert(alpha_pub, "DOWN-A", "2024-06-01T11:00:00Z", name="A second")
+        push.push_kick_taken(peer_id=peer.pk)
+        result = push.peer_push(peer=peer)
+        assert result.failed and result.sent == 0
+        head = OutboxEntry.objects.filter(peer=peer).order_by("id").first()
+        assert head.attempts == 1 and head.last_error
+        assert timedelta(seconds=25) < head.next_attempt_at - timezone.now() <= timedelta(seconds=30)
+        assert OutboxEntry.objects.filter(peer=peer, delivered_at__isnull=True).count() == 3
+        assert push.push_due() == []  # the head waits for its backoff
+        again = push.peer_push(peer=peer)
+        assert again.sent == 0 and OutboxEntry.objects.get(pk=head.pk).attempts == 1  # not due: not tried
+    finally:
+        peer_server.start()
+    OutboxEntry.objects.filter(peer=peer).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    cache.delete(f"ocpi:push:kick:{peer.pk}")
+    assert push.push_due() == [peer.pk]
+    celery_app.control.purge()
+    push.push_kick_taken(peer_id=peer.pk)
+    result = push.peer_push(peer=peer)
+    assert (result.sent, result.delivered, result.failed) == (2, 3, "")
+    entries = list(OutboxEntry.objects.filter(peer=peer).order_by("id"))
+    assert all(entry.delivered_at for entry in entries)
+    # In order: A (its first entry comes first) before B; A's two entries went out as one PUT.
+    assert entries[0].delivered_at <= entries[1].delivered_at
+    assert on_peer(peer_server, "DOWN-A")["name"] == "A second"
+    assert on_peer(peer_server, "DOWN-B")["name"] == "B"
+
+
+def test_one_delivery_at_a_time_per_peer(peer, alpha_pub):
+    assert cache.add(f"ocpi:push:lock:{peer.pk}", "someone", timeout=60)
+    assert push.peer_push(peer=peer).busy
+
+
+def test_kicks_are_coalesced_until_the_task_starts(peer):
+    assert push.push_kick(peer_id=peer.pk) is True
+    assert push.push_kick(peer_id=peer.pk) is False
+    push.push_kick_taken(peer_id=peer.pk)
+    assert push.push_kick(peer_id=peer.pk) is True
+    celery_app.control.purge()
+
+
+def test_backoff_doubles_up_to_an_hour():
+    assert [push.backoff(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [30, 60, 120, 3600, 3600]
+
+
+def test_beat_runs_push_due_every_minute(settings):
+    assert settings.CELERY_BEAT_SCHEDULE["ocpi.push_due"]["schedule"] == timedelta(minutes=1)
+
+
+def test_a_batch_writes_its_entries_in_one_go_at_the_end(peer, alpha_pub, django_capture_on_commit_callbacks):
+    with push.outbox_batch():
+        with django_capture_on_commit_callbacks(execute=True):
+            services.location_upsert_many(cpo=alpha_pub, items=[
+                location_payload(alpha_pub, f"BATCH{n}", last_updated="2024-06-01T10:00:00Z") for n in range(5)])
+        assert not OutboxEntry.objects.exists()  # collected, not written yet
+    assert OutboxEntry.objects.filter(peer=peer).count() == 5
+    celery_app.control.purge()
