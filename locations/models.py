@@ -136,6 +136,10 @@ class Location(models.Model):
         indexes = [
             # OCPI sender listing: date-ranged, paginated, stable order.
             models.Index(fields=["last_updated", "id"], name="location_updated_idx"),
+            # The same over what eMSPs may see, covering cpo_id (the caller's own parties are left out): a
+            # page deep in the list is skipped to in the index alone, without reading each skipped row.
+            models.Index(fields=["last_updated", "id"], include=["cpo"], name="location_published_updated_idx",
+                         condition=models.Q(moderation="PUBLISHED")),
             models.Index(fields=["cpo", "last_updated", "id"], name="location_cpo_updated_idx"),
             # Geo search: a bounding box over latitude then longitude, visible locations only.
             models.Index(
