@@ -39,6 +39,8 @@ migrate: install
 demo: migrate
 	$(PY) manage.py demo_load
 
+# The demo may connect to another hub on this machine (two `make run`s on two ports): loopback allowed.
+run: export EVHUB_OCPI_ALLOWED_NETWORKS ?= 127.0.0.0/8,::1/128
 run: demo
 	$(PY) manage.py collectstatic --noinput -v0
 	@echo "Starting web + worker + beat on http://127.0.0.1:$(PORT)  (Ctrl-C stops all three)"
