@@ -60,7 +60,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("count", nargs="?", type=int, help="locations (default 1,000,000 PostgreSQL, 100,000 SQLite)")
     parser.add_argument("--bench-db", default=BENCH_DB, help=f"PostgreSQL bench database (default {BENCH_DB})")
     parser.add_argument("--keep", action="store_true", help="keep the bench database at the end")
-    parser.add_argument("--reuse", action="store_true", help="serve the bench database left by --keep; no load")
+    parser.add_argument("--reuse", action="store_true",
+                        help="serve the bench database left by --keep; no load, and it is kept at the end")
     parser.add_argument("--no-shared", action="store_true", help="seed only from the shipped sample")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=50)
@@ -452,7 +453,7 @@ def main() -> None:
             connections.close_all()
         except Exception:  # noqa: BLE001 - Django may not be set up yet
             pass
-        if args.keep:
+        if args.keep or args.reuse:  # --reuse never drops what it did not load
             print(f"kept the bench database {where} (--reuse serves it again)")
         else:
             drop()

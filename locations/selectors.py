@@ -437,9 +437,12 @@ def locations_search_page(*, shape: Shape, offset: int, limit: int, lat: float |
                                     limit=limit, with_cpo="cpo" in shape.location)
     found = list(Location.objects.db_manager(locations.db).raw(sql, params))
     if "cpo" in shape.location:
+        cpos = {}  # one instance per CPO of the page, as select_related's values would be
         for location in found:
-            cpo = Cpo.from_db(locations.db, ["id", "country_code", "party_id"],
-                              [location.cpo_id, location._cpo_country_code, location._cpo_party_id])
+            key = (location.cpo_id, location._cpo_country_code, location._cpo_party_id)
+            cpo = cpos.get(key)
+            if cpo is None:
+                cpo = cpos[key] = Cpo.from_db(locations.db, ["id", "country_code", "party_id"], list(key))
             location._state.fields_cache["cpo"] = cpo
     if found:
         _prefetch_public(found, shape, db=locations.db)
