@@ -18,13 +18,13 @@ import logging
 from functools import lru_cache, partial
 
 from django.conf import settings
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.settings import graphene_settings
 from graphene_django.views import GraphQLView, HttpError
 from graphene.types.resolver import dict_or_attr_resolver
-from graphql import (ExecutionContext, ExecutionResult, GraphQLError, Undefined, execute, is_leaf_type,
-                     is_non_null_type, parse, validate, validate_schema)
+from graphql import (ExecutionContext, ExecutionResult, GraphQLError, Undefined, execute, is_leaf_type, is_list_type,
+                     is_non_null_type, is_object_type, located_error, parse, validate, validate_schema)
 from graphql.pyutils import Path
 from graphql.language import DocumentNode, FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
 from graphql.validation import ValidationRule, specified_rules
@@ -103,32 +103,49 @@ class _Refused(Exception):
     pass
 
 
-# --- Execution: a shortcut for plain leaf fields -----------------------------------------------------
+# --- Execution: a shortcut for plain fields -----------------------------------------------------------
 #
 # graphql-core resolves every field through the same general path (resolve info, argument values,
 # awaitable checks, completion by type): ~15 µs a field, and a page of 20 locations with their EVSEs
-# and connectors is ~580 fields. Most are leaves that graphene resolves with its default resolver
-# (`getattr(source, name)` or `source.get(name)`) and serializes with the scalar's `serialize`; those
-# are done here directly, with exactly what the general path would compute. Anything else, and any
-# leaf whose value is null, fails to serialize or raises, goes through the general path, so results and
-# errors are the general path's own. Resolvers here are synchronous (Django views), so nothing is
-# awaitable.
+# and connectors is ~580 fields. The shortcut serves three kinds of field without arguments directly,
+# with exactly what the general path would compute:
+#   - leaves that graphene resolves with its default resolver (`getattr(source, name)` or
+#     `source.get(name)`), serialized with the scalar's `serialize`;
+#   - leaves with a resolver of their own (`distance`, `publish`, `country_code`), called with the same
+#     resolve info the general path would build;
+#   - lists of non-null objects (`evses`, `connectors`) whose resolver returns a list: each item's
+#     fields are executed here in turn (the item type has no `is_type_of`), with the general path's
+#     error handling (located at the item, then at the list field).
+# A leaf whose value is null, an Exception, fails to serialize or raises goes through the general path
+# (its resolver called again: resolvers are pure reads), so results and errors are the general path's
+# own; a list resolver that raises likewise; a list result that is not a list, or holds a null or an
+# Exception, is completed by the general path's `complete_value` with the value in hand. Resolvers are
+# synchronous (Django views), so nothing is awaitable. With middleware, everything takes the general path.
 
 _PLAIN = object()  # marks "no shortcut" in the plan cache
+_ATTR, _CALL, _LIST = 0, 1, 2
 
 
-def _plain_leaf(field_def):
-    """(attname, default, leaf type, non-null) for a field the shortcut can serve, else None."""
-    resolve = field_def.resolve
-    if not (isinstance(resolve, partial) and resolve.func is dict_or_attr_resolver and len(resolve.args) == 2
-            and not resolve.keywords and not field_def.args):
-        return None
+def _plan(field_def):
+    """How the shortcut serves a field, or _PLAIN."""
+    if field_def.args:
+        return _PLAIN
     field_type, non_null = field_def.type, False
     if is_non_null_type(field_type):
         field_type, non_null = field_type.of_type, True
-    if not is_leaf_type(field_type):
-        return None
-    return resolve.args[0], resolve.args[1], field_type, non_null
+    resolve = field_def.resolve
+    if is_leaf_type(field_type):
+        if (isinstance(resolve, partial) and resolve.func is dict_or_attr_resolver and len(resolve.args) == 2
+                and not resolve.keywords):
+            return (_ATTR, resolve.args[0], resolve.args[1], field_type, non_null)
+        if resolve is not None:
+            return (_CALL, resolve, field_def, field_type, non_null)
+        return _PLAIN
+    if resolve is not None and is_list_type(field_type) and is_non_null_type(field_type.of_type):
+        item_type = field_type.of_type.of_type
+        if is_object_type(item_type) and item_type.is_type_of is None:
+            return (_LIST, resolve, field_def, item_type, field_type.of_type)
+    return _PLAIN
 
 
 class EvhubExecutionContext(ExecutionContext):
@@ -146,26 +163,83 @@ class EvhubExecutionContext(ExecutionContext):
             plan = plans.get(key)
             if plan is None:
                 field_def = None if name.startswith("__") else parent_type.fields.get(name)
-                plan = plans[key] = (_plain_leaf(field_def) if field_def is not None else None) or _PLAIN
+                plan = plans[key] = _PLAIN if field_def is None else _plan(field_def)
             if plan is not _PLAIN:
-                attname, default, leaf_type, non_null = plan
-                try:
-                    value = source_value.get(attname, default) if is_dict else getattr(source_value, attname, default)
-                    if value is not None:
-                        serialized = leaf_type.serialize(value)
-                        if serialized is not None and serialized is not Undefined:
-                            results[response_name] = serialized
+                kind = plan[0]
+                if kind == _ATTR:
+                    _, attname, default, leaf_type, non_null = plan
+                    try:
+                        value = (source_value.get(attname, default) if is_dict
+                                 else getattr(source_value, attname, default))
+                        if value is not None:
+                            if not isinstance(value, Exception):
+                                serialized = leaf_type.serialize(value)
+                                if serialized is not None and serialized is not Undefined:
+                                    results[response_name] = serialized
+                                    continue
+                        elif not non_null:
+                            results[response_name] = None
                             continue
-                    elif not non_null:
-                        results[response_name] = None
+                    except Exception:  # noqa: BLE001 - the general path reports it as it would
+                        pass
+                elif kind == _CALL:
+                    _, resolve, field_def, leaf_type, non_null = plan
+                    field_path = Path(path, response_name, parent_type.name)
+                    try:
+                        value = resolve(source_value,
+                                        self.build_resolve_info(field_def, field_nodes, parent_type, field_path))
+                        if value is not None:
+                            if not isinstance(value, Exception):
+                                serialized = leaf_type.serialize(value)
+                                if serialized is not None and serialized is not Undefined:
+                                    results[response_name] = serialized
+                                    continue
+                        elif not non_null:
+                            results[response_name] = None
+                            continue
+                    except Exception:  # noqa: BLE001 - the general path reports it as it would
+                        pass
+                else:
+                    done, result = self._list_of_objects(plan, parent_type, source_value, field_nodes,
+                                                         Path(path, response_name, parent_type.name))
+                    if done:
+                        results[response_name] = result
                         continue
-                except Exception:  # noqa: BLE001 - the general path reports it as it would
-                    pass
             result = self.execute_field(parent_type, source_value, field_nodes,
                                         Path(path, response_name, parent_type.name))
             if result is not Undefined:
                 results[response_name] = result
         return results
+
+    def _list_of_objects(self, plan, parent_type, source_value, field_nodes, path) -> tuple[bool, object]:
+        """(True, completed value) as `execute_field` would give it, or (False, None): the general path."""
+        _, resolve, field_def, item_type, non_null_item = plan
+        info = self.build_resolve_info(field_def, field_nodes, parent_type, path)
+        try:
+            items = resolve(source_value, info)
+        except Exception:  # noqa: BLE001 - the general path reports it as it would
+            return False, None
+        return_type = field_def.type
+        try:
+            if type(items) is not list or any(item is None or isinstance(item, Exception) for item in items):
+                return True, self.complete_value(return_type, field_nodes, info, path, items)
+            sub_field_nodes = self.collect_subfields(item_type, field_nodes)
+            completed = []
+            append = completed.append
+            execute_fields = self.execute_fields
+            for index, item in enumerate(items):
+                item_path = path.add_key(index, None)
+                try:
+                    append(execute_fields(item_type, item, item_path, sub_field_nodes))
+                except Exception as raw_error:
+                    error = located_error(raw_error, field_nodes, item_path.as_list())
+                    self.handle_field_error(error, non_null_item, item_path)
+                    append(None)
+            return True, completed
+        except Exception as raw_error:
+            error = located_error(raw_error, field_nodes, path.as_list())
+            self.handle_field_error(error, return_type, path)
+            return True, None
 
 
 def _never_awaitable(_value) -> bool:
@@ -287,4 +361,37 @@ def _request_problem(query, variables, operation_name) -> str | None:
     return None
 
 
-graphql_view = csrf_exempt(EvhubGraphQLView.as_view())
+_full_view = EvhubGraphQLView.as_view()
+_api_view: EvhubGraphQLView | None = None
+
+
+@csrf_exempt
+def graphql_view(request, *args, **kwargs):
+    """`POST /graphql` of an app (JSON, no query string, not asking for HTML) the short way; anything else
+    (GraphiQL, GET, other content types and methods) through the full view.
+
+    The short way answers exactly what the full view would, minus what only a browser needs: no view
+    instance per request and no CSRF cookie set (`ensure_csrf_cookie`: GraphiQL's page, a GET, sets it).
+    Authentication, the body's checks, the limits and the errors are the full view's own methods.
+    """
+    if (request.method == "POST" and not request.GET and "html" not in request.META.get("HTTP_ACCEPT", "")
+            and EvhubGraphQLView.get_content_type(request) == "application/json"):
+        return _serve_api_post(request)
+    return _full_view(request, *args, **kwargs)
+
+
+def _serve_api_post(request):
+    global _api_view
+    view = _api_view
+    if view is None:  # no per-request state: one instance serves every API request of the process
+        view = _api_view = EvhubGraphQLView()
+    _authenticate(request)
+    try:
+        data = view.parse_body(request)
+        result, status_code = view.get_response(request, data)
+    except HttpError as e:  # as GraphQLView.dispatch answers it
+        response = e.response
+        response["Content-Type"] = "application/json"
+        response.content = view.json_encode(request, {"errors": [view.format_error(e)]})
+        return response
+    return HttpResponse(status=status_code, content=result, content_type="application/json")

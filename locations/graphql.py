@@ -240,6 +240,12 @@ EVSE_FIELDS = {"uid": ("uid",), "evse_id": ("evse_id",), "serial_number": ("seri
                "current_ws_connection_id": ("current_ws_connection_id",), "server_id": ("server_id",),
                "date_created": ("date_created",), "capabilities": (), "payment_types": (), "connectors": (),
                "locations": ("location",)}
+LOCATION_FIELDS = {"id": (), "cpo_owner_id": ("cpo",), "name": ("name",), "address": ("address",), "distance": (),
+                   "address_lat": ("address_lat",), "address_lng": ("address_lng",), "city": ("city",),
+                   "province": ("province",), "region": ("region",), "postal_code": ("postal_code",),
+                   "country_code": ("cpo",), "images": ("images",), "publish": ("moderation", "publish"),
+                   "date_created": ("date_created",), "date_modified": ("date_modified",), "evses": (),
+                   "facilities": (), "parking_restrictions": (), "parking_types": ()}
 CONNECTOR_FIELDS = {"id": (), "evse_uid": ("evse",), "connector_id": ("connector_id",), "standard": ("standard",),
                     "format": ("format",), "power_type": ("power_type",), "max_voltage": ("max_voltage",),
                     "max_amperage": ("max_amperage",), "max_electric_power": ("max_electric_power",),
@@ -262,6 +268,7 @@ def _shape(info) -> selectors.Shape:
         evse_fields |= {"uid"}
     return selectors.Shape(
         evse_fields=evse_fields, connector_fields=_model_fields(connector, CONNECTOR_FIELDS),
+        location_fields=_model_fields(location, LOCATION_FIELDS),
         location=frozenset(
             {name for name in ("evses", "facilities", "parking_types", "parking_restrictions") if name in location}
             | ({"photos"} if "images" in location else set())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from django.db import connections
+from django.db import connections, router
 from django.db.models import (Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Prefetch, Q, QuerySet, Value,
                               prefetch_related_objects)
 from django.db.models.functions import ASin, Coalesce, Cos, Least, Power, Sin, Sqrt, Upper
@@ -313,8 +313,9 @@ class Shape:
     evse: connectors, capabilities, payment_types, location
     connector: connector_type
 
-    `evse_fields` / `connector_fields`: the model fields the read shows, when known (None: every field
-    but the unshaped ones); the rows are then read with `.only()` these (and the keys the relations need).
+    `location_fields` / `evse_fields` / `connector_fields`: the model fields the read shows, when known
+    (None: every field but the unshaped ones); the rows are then read with `.only()` these (and the keys
+    the relations need).
     """
 
     location: frozenset[str] = frozenset()
@@ -322,6 +323,7 @@ class Shape:
     connector: frozenset[str] = frozenset()
     evse_fields: frozenset[str] | None = None
     connector_fields: frozenset[str] | None = None
+    location_fields: frozenset[str] | None = None
 
 
 LOCATION_RELATIONS = ("facilities", "parking_types", "parking_restrictions", "photos")
@@ -381,7 +383,11 @@ def locations_shaped(queryset: QuerySet[Location], *, shape: Shape, public: bool
     """`queryset` with what `shape` reads prefetched; `public` keeps EVSEs drivers may not see out."""
     if "cpo" in shape.location:
         queryset = queryset.select_related("cpo")
-    return queryset.defer(*LOCATION_UNSHAPED).prefetch_related(*_location_lookups(shape, public=public))
+    if shape.location_fields is None:
+        queryset = queryset.defer(*LOCATION_UNSHAPED)
+    else:
+        queryset = queryset.only("id", *shape.location_fields, *(("cpo",) if "cpo" in shape.location else ()))
+    return queryset.prefetch_related(*_location_lookups(shape, public=public))
 
 
 def evses_shaped(queryset: QuerySet[Evse], *, shape: Shape, public: bool) -> QuerySet[Evse]:
@@ -424,29 +430,108 @@ def locations_search_page(*, shape: Shape, offset: int, limit: int, lat: float |
                           lng: float | None = None, distance_km: float | None = None,
                           **filters) -> list[Location]:
     """One page of `locations_search` (same filters, order and `distance`), shaped for public reads."""
-    locations = _search_filtered(lat=lat, lng=lng, distance_km=distance_km, **filters)
+    plain = lat is not None and lng is not None and all(value is None for value in filters.values())
+    if plain:  # only a point: the visible locations' WHERE clause, compiled once
+        db = router.db_for_read(Location)
+        locations = None
+    else:
+        locations = _search_filtered(lat=lat, lng=lng, distance_km=distance_km, **filters)
+        db = locations.db
     if lat is None:
         return list(locations_shaped(locations.order_by("id"), shape=shape, public=True)[offset:offset + limit])
     distance_km = DEFAULT_DISTANCE_KM if distance_km is None else distance_km
     check_point(lat=lat, lng=lng, distance_km=distance_km)
     box = bounding_box(lat=lat, lng=lng, distance_km=distance_km)
     if len(box.lng_ranges) != 1:  # across the antimeridian or over a pole: rare, the plain search
+        if locations is None:
+            locations = _search_filtered(lat=lat, lng=lng, distance_km=distance_km, **filters)
         near = locations_near(lat=lat, lng=lng, distance_km=distance_km, queryset=locations)
         return list(locations_shaped(near, shape=shape, public=True)[offset:offset + limit])
-    sql, params = _nearest_page_sql(locations, lat=lat, lng=lng, distance_km=distance_km, offset=offset,
-                                    limit=limit, with_cpo="cpo" in shape.location)
-    found = list(Location.objects.db_manager(locations.db).raw(sql, params))
-    if "cpo" in shape.location:
+    connection = connections[db]
+    where, where_params = _visible_where(connection) if locations is None else _where_of(locations, connection)
+    with_cpo = "cpo" in shape.location
+    columns, fields = _location_columns(shape.location_fields, with_cpo)
+    sql, params = _nearest_page_sql(connection, where, where_params, lat=lat, lng=lng, distance_km=distance_km,
+                                    offset=offset, limit=limit, with_cpo=with_cpo, columns=columns)
+    found = _read_locations(connection, db, sql, params, fields)
+    if with_cpo:
         cpos = {}  # one instance per CPO of the page, as select_related's values would be
         for location in found:
             key = (location.cpo_id, location._cpo_country_code, location._cpo_party_id)
             cpo = cpos.get(key)
             if cpo is None:
-                cpo = cpos[key] = Cpo.from_db(locations.db, ["id", "country_code", "party_id"], list(key))
+                cpo = cpos[key] = Cpo.from_db(db, ["id", "country_code", "party_id"], list(key))
             location._state.fields_cache["cpo"] = cpo
     if found:
-        _prefetch_public(found, shape, db=locations.db)
+        _prefetch_public(found, shape, db=db)
     return found
+
+
+def _where_of(locations: QuerySet[Location], connection) -> tuple[str, list]:
+    return locations.query.get_compiler(connection=connection).compile(locations.query.where)
+
+
+_VISIBLE_WHERE: dict[str, tuple[str, tuple]] = {}
+
+
+def _visible_where(connection) -> tuple[str, list]:
+    """`visible_locations()`'s WHERE clause for the connection's engine, compiled on first use."""
+    found = _VISIBLE_WHERE.get(connection.vendor)
+    if found is None:
+        sql, params = _where_of(visible_locations(), connection)
+        found = _VISIBLE_WHERE[connection.vendor] = (sql, tuple(params))
+    return found[0], list(found[1])
+
+
+_LOCATION_COLUMNS: dict[tuple, tuple[str, list]] = {}
+
+
+def _location_columns(fields: frozenset[str] | None, with_cpo: bool) -> tuple[str, list]:
+    """The location columns a search page reads, as SQL and as model fields: the shown fields (and the
+    keys), or all but the unshaped."""
+    key = (fields, with_cpo)
+    found = _LOCATION_COLUMNS.get(key)
+    if found is None:
+        if fields is None:
+            wanted = [field for field in Location._meta.concrete_fields if field.name not in LOCATION_UNSHAPED]
+        else:
+            names = {"id", *fields, *(("cpo",) if with_cpo else ())}
+            wanted = [field for field in Location._meta.concrete_fields if field.name in names]
+        found = _LOCATION_COLUMNS[key] = (
+            ", ".join(f'"locations_location"."{field.column}"' for field in wanted), wanted)
+    return found
+
+
+def _read_locations(connection, db: str, sql: str, params, fields: list) -> list[Location]:
+    """What `Location.objects.raw(sql, params)` gives when the statement's first columns are `fields` (in
+    model order) and the rest annotations (`distance`, ...), without its per-statement column resolution:
+    the model fields converted as the ORM converts them, then `from_db`, then the annotations set."""
+    converters = []
+    for i, field in enumerate(fields):
+        column = field.get_col(Location._meta.db_table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((i, column, found))
+    attnames = [field.attname for field in fields]
+    n = len(fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        annotations = [column[0] for column in cursor.description[n:]]
+        rows = cursor.fetchall()
+    locations = []
+    from_db = Location.from_db
+    for row in rows:
+        values = list(row[:n])
+        for i, column, functions in converters:
+            value = values[i]
+            for function in functions:
+                value = function(value, column, connection)
+            values[i] = value
+        location = from_db(db, attnames, values)
+        for name, value in zip(annotations, row[n:]):
+            setattr(location, name, value)
+        locations.append(location)
+    return locations
 
 
 class ShapedRow:
@@ -582,15 +667,10 @@ def _distance_sql(vendor: str, lat: float, lng: float) -> tuple[str, list[float]
     return sql, params
 
 
-def _nearest_page_sql(locations: QuerySet[Location], *, lat: float, lng: float, distance_km: float, offset: int,
-                      limit: int, with_cpo: bool) -> tuple[str, list]:
-    connection = connections[locations.db]
-    compiler = locations.query.get_compiler(connection=connection)
-    where, where_params = compiler.compile(locations.query.where)
+def _nearest_page_sql(connection, where: str, where_params: list, *, lat: float, lng: float, distance_km: float,
+                      offset: int, limit: int, with_cpo: bool, columns: str) -> tuple[str, list]:
     distance, distance_params = _distance_sql(connection.vendor, lat, lng)
     table = '"locations_location"'
-    columns = ", ".join(f'{table}."{field.column}"' for field in Location._meta.concrete_fields
-                        if field.name not in LOCATION_UNSHAPED)
     rings = _rings(distance_km)
     ring_rows, ring_params = [], []
     for k, r in enumerate(rings):
@@ -618,7 +698,34 @@ def _nearest_page_sql(locations: QuerySet[Location], *, lat: float, lng: float, 
     # The parameters in the order of their placeholders: VALUES, SELECT, the ring's EXISTS, the page.
     params = [*ring_params, *distance_params, len(rings) - 1, *where_params, *distance_params, n - 1,
               *where_params, *distance_params, limit, offset]
+    if connection.vendor == "postgresql":
+        return _named(sql, params)
     return sql, params
+
+
+def _named(sql: str, params: list) -> tuple[str, list | dict]:
+    """The statement with each distinct parameter named once (`%(pN)s`), when that can be done safely.
+
+    psycopg splits a statement at its placeholders on every execution unless it has at most 50
+    parameters (then the split is cached by statement text): the page's ~85 placeholders hold ~45
+    distinct values (the distance's constants thrice, the ring of a radius twice ...). The statement
+    psycopg sends is the same: each placeholder is replaced by its value's literal either way.
+    """
+    parts = sql.split("%s")
+    if "%%" in sql or "%(" in sql or len(parts) != len(params) + 1:
+        return sql, params
+    names: dict = {}
+    named: dict[str, object] = {}
+    out = [parts[0]]
+    for value, part in zip(params, parts[1:]):
+        key = (type(value), repr(value))  # repr: 0.0 and -0.0 are two literals
+        name = names.get(key)
+        if name is None:
+            name = names[key] = f"p{len(names)}"
+            named[name] = value
+        out.append(f"%({name})s")
+        out.append(part)
+    return "".join(out), named
 
 
 # --- A CPO's own catalogue (Bearer) -----------------------------------------------------------------

@@ -261,3 +261,20 @@ def test_no_query_text_makes_a_500(basic, as_alpha, alpha):
         for api in (basic, as_alpha):
             response = gql(api, "".join(text), variables)
             assert response.status_code in (200, 400), (response.status_code, "".join(text), response.content)
+
+
+@pytest.mark.smoke
+def test_graphiql_gets_its_csrf_cookie_and_an_apps_post_the_same_answer_either_way(basic, client_key):
+    page = Client().get("/graphql", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    assert page.status_code == 200 and "csrftoken" in page.cookies
+    body = json.dumps({"query": "{ find_ev_locations_count nope: find_ev_locations(limit: 0) { id } }"})
+    short = basic.post("/graphql", data=body, content_type="application/json")  # an app: the short way
+    full = basic.post("/graphql?raw", data=body, content_type="application/json")  # a query string: the full view
+    assert short.status_code == full.status_code == 200
+    assert short.content == full.content and short["Content-Type"] == full["Content-Type"]
+    bad = "{not json"
+    assert (basic.post("/graphql", data=bad, content_type="application/json").content
+            == basic.post("/graphql?raw", data=bad, content_type="application/json").content)
+    browser = Client(HTTP_AUTHORIZATION=f"Basic {client_key}")
+    html = browser.post("/graphql", data=body, content_type="application/json", HTTP_ACCEPT="text/html")
+    assert html["Content-Type"].startswith("text/html")  # a browser asking for HTML still gets GraphiQL
