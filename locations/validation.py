@@ -91,32 +91,41 @@ class Checker:
              to: str | None = None, default: Any = MISSING) -> Any:
         """Convert `data[name]` into `out[to or name]`; a ValueError from `convert` is the reason."""
         raw = self.data.get(name, MISSING)
-        if raw is MISSING or raw is None:
-            if required and (raw is None or not self.partial):
-                self.fail(name, "is required" if raw is MISSING else "must not be null")
+        if raw is not MISSING and raw is not None:
+            # The common case first: this runs for every field of every object of an import.
+            try:
+                value = convert(raw)
+            except ValueError as exc:
+                self.fail(name, str(exc))
                 return MISSING
-            if raw is MISSING and self.partial:
-                return MISSING
-            # A full object replaces what is stored: an absent optional field is cleared.
-            value = None if default is MISSING else default
             self.out[to or name] = value
             return value
-        try:
-            value = convert(raw)
-        except ValueError as exc:
-            self.fail(name, str(exc))
+        if required and (raw is None or not self.partial):
+            self.fail(name, "is required" if raw is MISSING else "must not be null")
             return MISSING
+        if raw is MISSING and self.partial:
+            return MISSING
+        # A full object replaces what is stored: an absent optional field is cleared.
+        value = None if default is MISSING else default
         self.out[to or name] = value
         return value
 
 
 # --- Scalar converters: each returns the clean value or raises ValueError with the reason. ---------
+# The factories (`text(36)`, `integer()`, ...) are cached: the validators call them for every field of
+# every object, and building a new closure each time was a good part of the validation's time.
 
+@functools.cache
 def text(max_length: int, *, ci: bool = False, allow_empty: bool = True) -> Callable[[Any], str]:
     def convert(raw: Any) -> str:
-        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        if type(raw) is str:
+            # Nearly every value has no control character: isprintable() (C) rules the regex out. It is
+            # also False for some harmless characters (non-breaking space), which the regex then keeps.
+            value = (raw if raw.isprintable() else _CONTROL.sub(" ", raw)).strip()
+        elif isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             raise ValueError(f"must be a string, not {type(raw).__name__}")
-        value = _CONTROL.sub(" ", str(raw)).strip()
+        else:
+            value = _CONTROL.sub(" ", str(raw)).strip()
         if not allow_empty and not value:
             raise ValueError("must not be empty")
         if ci and not value.isascii():
@@ -136,10 +145,16 @@ def boolean(raw: Any) -> bool:
     raise ValueError(f"must be true or false, not {raw!r}")
 
 
+@functools.cache
 def integer(*, minimum: int = 0, maximum: int | None = None) -> Callable[[Any], int]:
     def convert(raw: Any) -> int:
         if isinstance(raw, bool):
             raise ValueError("must be an integer, not a boolean")
+        if type(raw) is str and raw.isascii() and raw.isdigit():
+            # Plain digits (what a CSV cell holds): int() reads them as Decimal would, without it.
+            number = int(raw)
+            if number >= minimum and (maximum is None or number <= maximum):
+                return number  # out of bounds: the general path below words the reason
         try:
             number = Decimal(str(raw).strip())
         except InvalidOperation:
@@ -154,6 +169,7 @@ def integer(*, minimum: int = 0, maximum: int | None = None) -> Callable[[Any], 
     return convert
 
 
+@functools.cache
 def decimal(*, minimum: float | None = None) -> Callable[[Any], Decimal]:
     def convert(raw: Any) -> Decimal:
         if isinstance(raw, bool):
@@ -295,6 +311,7 @@ def geolocation(raw: Any) -> tuple[float, float]:
 
 # --- Structured values kept as JSON, validated to their OCPI class -------------------------------
 
+@functools.cache
 def list_of(convert: Callable[[Any], Any]) -> Callable[[Any], list]:
     def convert_list(raw: Any) -> list:
         if not isinstance(raw, list):
