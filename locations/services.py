@@ -216,7 +216,7 @@ def location_moderate(*, location: Location, moderation: str, with_evses: bool =
         if with_evses:
             location.evses.exclude(moderation=moderation).update(moderation=moderation, date_modified=timezone.now())
         location.moderation = moderation
-        signals.send_location_changed(location, created=False)
+        signals.send_locations_changed([location.pk])
     return location
 
 
@@ -225,7 +225,7 @@ def evse_moderate(*, evse: Evse, moderation: str) -> Evse:
     with transaction.atomic():
         Evse.objects.filter(pk=evse.pk).update(moderation=moderation, date_modified=timezone.now())
         evse.moderation = moderation
-        signals.send_location_changed(evse.location, created=False)
+        signals.send_locations_changed([evse.location_id])
     return evse
 
 

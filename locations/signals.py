@@ -3,13 +3,14 @@
 from django.db import transaction
 from django.dispatch import Signal
 
-# Sent after the transaction that changed a location (or one of its EVSEs or connectors) commits.
-# Arguments: location_id, created.
-location_changed = Signal()
+# Sent after the transaction that changed locations (or their EVSEs or connectors) commits, once per
+# write batch. Argument: location_ids, the ids of the locations that changed.
+locations_changed = Signal()
 
 
-def send_location_changed(location, *, created: bool) -> None:
-    # Only the id and the class are captured: a callback holding the instance keeps every location of
-    # a large import in memory until the commit.
-    location_id, sender = location.pk, type(location)
-    transaction.on_commit(lambda: location_changed.send(sender=sender, location_id=location_id, created=created))
+def send_locations_changed(location_ids) -> None:
+    # Ids only: a callback holding instances keeps every location of a large import in memory until the
+    # commit. One signal per batch: a receiver can answer a 500-location batch with one statement.
+    ids = list(location_ids)
+    if ids:
+        transaction.on_commit(lambda: locations_changed.send(sender=locations_changed, location_ids=ids))

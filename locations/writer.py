@@ -371,9 +371,7 @@ class _Batch:
         if self.connector_deletes:
             Connector.objects.filter(pk__in=self.connector_deletes).delete()
         self._write_m2m()
-        for change in self.changes:
-            if change.outcome.changed:
-                signals.send_location_changed(change.outcome.instance, created=change.outcome.created)
+        signals.send_locations_changed(change.outcome.instance.pk for change in self.changes if change.outcome.changed)
 
     def _write_m2m(self) -> None:
         for kind, relations, model in (("location", LOCATION_M2M, Location), ("evse", EVSE_M2M, Evse)):

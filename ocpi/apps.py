@@ -6,8 +6,8 @@ class OcpiConfig(AppConfig):
     verbose_name = "OCPI"
 
     def ready(self):
-        from locations.signals import location_changed
+        from locations.signals import locations_changed
         from ocpi import push
 
         # Connected eMSPs get every change of a published location (ocpi/push.py).
-        location_changed.connect(push.on_location_changed, dispatch_uid="ocpi.push.on_location_changed")
+        locations_changed.connect(push.on_locations_changed, dispatch_uid="ocpi.push.on_locations_changed")

@@ -1,6 +1,6 @@
 """Push: connected eMSPs receive each change of a published location (mod_locations, receiver PUT).
 
-1. `location_changed` (sent after the change commits) -> `outbox_write`: one OutboxEntry per connected
+1. `locations_changed` (sent after the change commits, once per write batch) -> `outbox_write`: one OutboxEntry per connected
    peer that has a locations RECEIVER endpoint and does not own the location's party, for published
    locations only; then the peer is kicked.
 2. A kick enqueues `ocpi.push_peer` for the peer, at most one waiting task per peer (a flag in the
@@ -130,14 +130,14 @@ def _outbox_write_and_kick(location_ids: list[int]) -> None:
         logger.exception("Outbox entries for %s locations could not be written", len(location_ids))
 
 
-def on_location_changed(sender, location_id: int, **kwargs) -> None:
-    """Receiver of `locations.signals.location_changed`. A failure here must not break the write that
+def on_locations_changed(sender, location_ids: list[int], **kwargs) -> None:
+    """Receiver of `locations.signals.locations_changed` (once per write batch). A failure here must not break the write that
     sent it (it is already committed): it is logged, and the next change or a pull repairs it."""
     pending = getattr(_batch, "ids", None)
     if pending is not None:
-        pending.append(location_id)
+        pending.extend(location_ids)
         return
-    _outbox_write_and_kick([location_id])
+    _outbox_write_and_kick(location_ids)
 
 
 # --- 2. kicking a peer's delivery ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from locations import services
 from locations.enums import Moderation, Status
 from locations.models import Connector, Cpo, Evse, Location
-from locations.signals import location_changed
+from locations.signals import locations_changed
 from tests.conftest import location_payload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
@@ -204,18 +204,18 @@ def test_moderation_publishes_a_location_with_its_evses(alpha):
 def test_changes_are_announced_after_commit_and_only_when_something_changed(alpha, django_capture_on_commit_callbacks):
     seen = []
 
-    def receiver(sender, location_id, created, **kwargs):
-        seen.append((location_id, created))
+    def receiver(sender, location_ids, **kwargs):
+        seen.append(location_ids)
 
-    location_changed.connect(receiver)
+    locations_changed.connect(receiver)
     try:
         with django_capture_on_commit_callbacks(execute=True):
             location = services.location_upsert(cpo=alpha, data=location_payload(alpha)).instance
         with django_capture_on_commit_callbacks(execute=True):
             services.location_upsert(cpo=alpha, data=location_payload(alpha))
     finally:
-        location_changed.disconnect(receiver)
-    assert seen == [(location.pk, True)]
+        locations_changed.disconnect(receiver)
+    assert seen == [[location.pk]]
 
 
 def test_every_spec_example_location_is_accepted_and_stored_as_sent(db):
