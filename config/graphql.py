@@ -148,6 +148,17 @@ def _plan(field_def):
     return _PLAIN
 
 
+def _leaf(value, leaf_type, non_null: bool):
+    """A scalar field's serialized value, or _PLAIN where the general path must decide (an error, a null
+    in a non-null field, a value the type cannot serialize): it then reports it exactly as it would."""
+    if value is None:
+        return _PLAIN if non_null else None
+    if isinstance(value, Exception):
+        return _PLAIN
+    serialized = leaf_type.serialize(value)
+    return _PLAIN if serialized is None or serialized is Undefined else serialized
+
+
 class EvhubExecutionContext(ExecutionContext):
     _plans: dict = {}
 
@@ -171,14 +182,9 @@ class EvhubExecutionContext(ExecutionContext):
                     try:
                         value = (source_value.get(attname, default) if is_dict
                                  else getattr(source_value, attname, default))
-                        if value is not None:
-                            if not isinstance(value, Exception):
-                                serialized = leaf_type.serialize(value)
-                                if serialized is not None and serialized is not Undefined:
-                                    results[response_name] = serialized
-                                    continue
-                        elif not non_null:
-                            results[response_name] = None
+                        value = _leaf(value, leaf_type, non_null)
+                        if value is not _PLAIN:
+                            results[response_name] = value
                             continue
                     except Exception:  # noqa: BLE001 - the general path reports it as it would
                         pass
@@ -188,14 +194,9 @@ class EvhubExecutionContext(ExecutionContext):
                     try:
                         value = resolve(source_value,
                                         self.build_resolve_info(field_def, field_nodes, parent_type, field_path))
-                        if value is not None:
-                            if not isinstance(value, Exception):
-                                serialized = leaf_type.serialize(value)
-                                if serialized is not None and serialized is not Undefined:
-                                    results[response_name] = serialized
-                                    continue
-                        elif not non_null:
-                            results[response_name] = None
+                        value = _leaf(value, leaf_type, non_null)
+                        if value is not _PLAIN:
+                            results[response_name] = value
                             continue
                     except Exception:  # noqa: BLE001 - the general path reports it as it would
                         pass

@@ -41,11 +41,7 @@ def peer_credentials_register(*, peer: Peer, version: str, data) -> tuple[Peer, 
     roles and token, and return the token (C) it will call us with; token A is forgotten."""
     if peer.state != Peer.State.INVITED:
         raise _not_allowed("Already registered: PUT updates your credentials")
-    credentials = credentials_read(version=version, data=data)
-    discovery = peer_discover(versions_url=credentials.url, token=credentials.token, version=version)
-    token_c = token_new()
-    peer = _peer_connect(peer_id=peer.pk, state=Peer.State.INVITED, credentials=credentials,
-                         discovery=discovery, token_in=token_c)
+    peer, token_c = _credentials_take(peer=peer, version=version, data=data)
     logger.info("OCPI peer %s (%s) registered with us, version %s", peer.pk, peer.name, peer.version)
     return peer, token_c
 
@@ -54,12 +50,18 @@ def peer_credentials_update(*, peer: Peer, version: str, data) -> tuple[Peer, st
     """PUT by a registered platform: switch to this version, read its endpoints again, new tokens both ways."""
     if peer.state != Peer.State.CONNECTED:
         raise _not_allowed("Not registered yet: POST registers")
+    peer, token_c = _credentials_take(peer=peer, version=version, data=data)
+    logger.info("OCPI peer %s (%s) updated its credentials, version %s", peer.pk, peer.name, peer.version)
+    return peer, token_c
+
+
+def _credentials_take(*, peer: Peer, version: str, data) -> tuple[Peer, str]:
+    """Read the platform's credentials object and endpoints, then store them with a new token for it."""
     credentials = credentials_read(version=version, data=data)
     discovery = peer_discover(versions_url=credentials.url, token=credentials.token, version=version)
     token_c = token_new()
-    peer = _peer_connect(peer_id=peer.pk, state=Peer.State.CONNECTED, credentials=credentials,
-                         discovery=discovery, token_in=token_c)
-    logger.info("OCPI peer %s (%s) updated its credentials, version %s", peer.pk, peer.name, peer.version)
+    peer = _peer_connect(peer_id=peer.pk, state=peer.state, credentials=credentials, discovery=discovery,
+                         token_in=token_c)
     return peer, token_c
 
 
