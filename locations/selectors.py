@@ -502,16 +502,22 @@ def _location_columns(fields: frozenset[str] | None, with_cpo: bool) -> tuple[st
     return found
 
 
+def _converters(model, connection, fields: list) -> list:
+    """(position, column, converters) of each field whose database value the ORM converts."""
+    converters = []
+    for i, field in enumerate(fields):
+        column = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((i, column, found))
+    return converters
+
+
 def _read_locations(connection, db: str, sql: str, params, fields: list) -> list[Location]:
     """What `Location.objects.raw(sql, params)` gives when the statement's first columns are `fields` (in
     model order) and the rest annotations (`distance`, ...), without its per-statement column resolution:
     the model fields converted as the ORM converts them, then `from_db`, then the annotations set."""
-    converters = []
-    for i, field in enumerate(fields):
-        column = field.get_col(Location._meta.db_table)
-        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        if found:
-            converters.append((i, column, found))
+    converters = _converters(Location, connection, fields)
     attnames = [field.attname for field in fields]
     n = len(fields)
     with connection.cursor() as cursor:
@@ -617,12 +623,7 @@ def _rows(model, connection, db: str, names: set[str], key: str, ids: list[int],
         where, params = f"{where} AND {condition}", [*params, *condition_params]
     sql = (f"SELECT {', '.join(f'{table}.{quote(field.column)}' for field in fields)} FROM {table} "
            f"WHERE {where} ORDER BY {table}.{quote('id')} ASC")
-    converters = []
-    for i, field in enumerate(fields):
-        column = field.get_col(model._meta.db_table)
-        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        if found:
-            converters.append((i, column, found))
+    converters = _converters(model, connection, fields)
     attnames = [field.attname for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
