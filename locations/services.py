@@ -107,14 +107,34 @@ ALWAYS_KEPT = frozenset({"last_updated", "country_code", "party_id"})
 
 
 def _given_only(clean: dict, data: dict, sources: dict[str, tuple[str, ...]]) -> dict:
-    kept = {key: value for key, value in clean.items()
-            if key in ALWAYS_KEPT or any(source in data for source in sources.get(key, (key,)))}
+    keep = _kept_keys(tuple(data), id(sources), sources)  # sources: one of the module's constants
+    kept = {key: value for key, value in clean.items() if key in keep}
     if "evses" in kept:
         kept["evses"] = [_given_only(evse, raw, EVSE_SOURCES) for evse, raw in zip(kept["evses"], data["evses"])]
     if "connectors" in kept:
         kept["connectors"] = [_given_only(connector, raw, CONNECTOR_SOURCES)
                               for connector, raw in zip(kept["connectors"], data["connectors"])]
     return kept
+
+
+_KEPT_KEYS: dict[tuple, frozenset[str]] = {}
+
+
+def _kept_keys(given: tuple[str, ...], sources_id: int, sources: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """The cleaned keys an item with these input keys keeps: computed once per key layout (a CSV
+    file has a handful: one per set of non-empty cells), not once per object."""
+    cache_key = (sources_id, given)
+    keep = _KEPT_KEYS.get(cache_key)
+    if keep is None:
+        present = set(given)
+        # A cleaned key named in `sources` is kept when one of its input keys is given; any other
+        # cleaned key when it is given under its own name.
+        keep = frozenset(ALWAYS_KEPT | {key for key, names in sources.items() if not present.isdisjoint(names)}
+                         | (present - sources.keys()))
+        if len(_KEPT_KEYS) > 4096:  # arbitrary JSON sources could vary without bound
+            _KEPT_KEYS.clear()
+        _KEPT_KEYS[cache_key] = keep
+    return keep
 
 
 def _merge(first: writer.LocationChange, later: writer.LocationChange) -> None:

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import operator
 import re
 from datetime import datetime
 from typing import Iterator
@@ -96,6 +97,7 @@ TEXTS = frozenset({"location_id", "name", "address", "city", "postal_code", "pro
                    "evse_id", "serial_number", "meter_type", "connector_id", "tariff_ids"})
 
 _TEXT, _NUMBER, _OTHER = range(3)
+_FORMULA_STARTS = frozenset(reading.FORMULA_STARTS)
 _PATH = re.compile(r"evses\[(\d+)\](?:\.connectors\[(\d+)\])?(?:\.(.+))?")
 _OCPI_TO_LOCATION = {field: column for column, field in LOCATION_COLUMNS.items()} | {
     "state": "province", "parking_types": "parking_type", "last_updated": "last_updated"}
@@ -172,30 +174,41 @@ class EvhubSource:
         twice = sorted({name for name in header if name in COLUMNS and header.count(name) > 1})
         if twice:
             raise FileRejected(f"column(s) given twice: {', '.join(twice)}", row=1, column=", ".join(twice))
-        plan = [(index, name, _TEXT if name in TEXTS else _NUMBER if name in NUMBERS else _OTHER)
-                for index, name in enumerate(header) if name in COLUMNS]
+        indices = [index for index, name in enumerate(header) if name in COLUMNS]
+        named = tuple((header[index], _TEXT if header[index] in TEXTS else _NUMBER if header[index] in NUMBERS
+                       else _OTHER) for index in indices)
+        # The known columns' cells of a row in one C call (itemgetter of one index returns no tuple:
+        # REQUIRED makes sure there are more).
+        pick = operator.itemgetter(*indices) if len(indices) > 1 else lambda cells: (cells[indices[0]],)
+        plan = (indices, pick, named, max(indices) + 1)
         return reader, plan, len(header), delimiter == ";"
 
     def _values(self, row: int, cells: list[str], plan, width: int,
                 decimal_comma: bool) -> tuple[dict[str, str], list[RowError]]:
+        # Runs for every row: locals, and the empty cell ruled out before anything else.
         values, problems = {}, []
-        for index, column, kind in plan:
-            if index >= len(cells):
-                continue
-            cell = cells[index].strip()
+        max_cell, count = self.max_cell, len(cells)
+        indices, pick, named, needed = plan
+        # A short row's missing cells are empty ones.
+        picked = pick(cells) if count >= needed else [cells[index] if index < count else "" for index in indices]
+        for (column, kind), cell in zip(named, picked):
             if not cell:
                 continue
-            if len(cell) > self.max_cell:
+            cell = cell.strip()
+            if not cell:
+                continue
+            if len(cell) > max_cell:
                 problems.append(RowError(row, column, cell[:40] + "...",
-                                         f"is {len(cell):,} characters long; the limit is {self.max_cell:,}"))
+                                         f"is {len(cell):,} characters long; the limit is {max_cell:,}"))
                 continue
             if kind == _TEXT:
-                cell = reading.neutralised(cell)
+                if cell[0] in _FORMULA_STARTS:
+                    cell = reading.neutralised(cell)
             elif kind == _NUMBER and decimal_comma:
                 cell = reading.decimal_point(cell)
             values[column] = cell
-        if len(cells) > width and any(cell.strip() for cell in cells[width:]):
-            problems.append(RowError(row, "", "", f"has {len(cells)} cells; the header has {width} columns"))
+        if count > width and any(cell.strip() for cell in cells[width:]):
+            problems.append(RowError(row, "", "", f"has {count} cells; the header has {width} columns"))
         return values, problems
 
     def _begin(self, location_id: str, row: int) -> "_Location":
@@ -219,14 +232,17 @@ class _Group:
 
     def gather(self, row: int, values: dict[str, str], columns: dict, owner: str) -> list[RowError]:
         errors = []
+        gathered = self.values
         for column in columns:
             value = values.get(column)
             if value is None:
                 continue
-            known = self.values.get(column)
+            known = gathered.get(column)
+            if known == value:
+                continue
             if known is None:
-                self.values[column], self.sources[column] = value, row
-            elif known != value:
+                gathered[column], self.sources[column] = value, row
+            else:
                 errors.append(RowError(row, column, value,
                                        f"differs from {known!r} given for this {owner} in row {self.sources[column]}"))
         return errors
@@ -358,7 +374,7 @@ def _fields(values: dict[str, str], level: tuple[tuple[str, str, bool], ...]) ->
     for column, field, is_list in level:
         value = values.get(column)
         if value is not None:
-            data[field] = [item.strip() for item in value.split("|") if item.strip()] if is_list else value
+            data[field] = [item for item in map(str.strip, value.split("|")) if item] if is_list else value
     return data
 
 

@@ -29,6 +29,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # OWASP's CSV injection triggers. A leading "-" is only a formula when no digit follows, so that
 # "-0.1277" stays a number wherever it is read.
 _FORMULA = re.compile(r"[=+@\t\r]|-[^\d.]")
+# The first characters `neutralised` looks further at.
+FORMULA_STARTS = "=+@-\t\r"
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 
 # Files that are not text at all, by their first bytes, with what to do instead.
@@ -153,7 +155,7 @@ def sniff_delimiter(header: str) -> str:
 def neutralised(text: str) -> str:
     """A text cell that a spreadsheet would run as a formula, made literal with a leading `'`."""
     # The first character rules most cells out before the regex runs: this is on every text cell.
-    return "'" + text if text and text[0] in "=+@-\t\r" and _FORMULA.match(text) else text
+    return "'" + text if text and text[0] in FORMULA_STARTS and _FORMULA.match(text) else text
 
 
 def decimal_point(text: str) -> str:

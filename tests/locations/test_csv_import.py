@@ -447,3 +447,38 @@ def test_an_update_by_csv_keeps_the_fields_the_file_has_no_column_for(alpha):
     assert location.name == "Ladepark Alexanderplatz"
     assert location.opening_times == hours and location.operator == {"name": "Alpha Operations"}
     assert location.evses.get(uid="BER-ALEX-01-1").floor_level == "-1"
+
+
+def _given_only_reference(clean: dict, data: dict, sources: dict) -> dict:
+    # The rule as first written (per key, per object), against which the cached key sets are checked.
+    kept = {key: value for key, value in clean.items()
+            if key in services.ALWAYS_KEPT or any(source in data for source in sources.get(key, (key,)))}
+    if "evses" in kept:
+        kept["evses"] = [_given_only_reference(evse, raw, services.EVSE_SOURCES)
+                         for evse, raw in zip(kept["evses"], data["evses"])]
+    if "connectors" in kept:
+        kept["connectors"] = [_given_only_reference(connector, raw, services.CONNECTOR_SOURCES)
+                              for connector, raw in zip(kept["connectors"], data["connectors"])]
+    return kept
+
+
+@pytest.mark.parametrize("drop", [(), ("name", "postal_code", "facilities"), ("parking_type", "region"),
+                                  ("state",), ("evse_id", "capabilities"), ("max_electric_power", "tariff_ids")])
+def test_given_only_keeps_the_same_fields_as_the_per_key_rule(drop):
+    from types import SimpleNamespace
+
+    from locations.validation import clean_location
+
+    data = location_payload(SimpleNamespace(country_code="DE", party_id="ABC"), "GIVEN1")
+    data.update(parking_type="PARKING_LOT", facilities=["CAFE"], state="Berlin")
+    for evse in data["evses"]:
+        evse.update(evse_id="DE*ABC*E1", capabilities=["RFID_READER"])
+        for connector in evse["connectors"]:
+            connector.update(max_electric_power=22000, tariff_ids=["T1"])
+    for obj in [data, *data["evses"], *(c for evse in data["evses"] for c in evse["connectors"])]:
+        for key in drop:
+            obj.pop(key, None)
+    clean = clean_location(data, stamped=False)
+    for _ in range(2):  # computed, then from the cache
+        assert services._given_only(clean, data, services.LOCATION_SOURCES) == \
+            _given_only_reference(clean, data, services.LOCATION_SOURCES)
