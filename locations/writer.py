@@ -20,6 +20,7 @@ from datetime import datetime, timezone as dt_timezone
 from typing import Any, Iterable, Iterator
 
 from django.db import connections, models, router
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from locations import signals
@@ -110,18 +111,66 @@ def location_change(clean: dict, *, partial: bool = False, replace_evses: bool =
     )
 
 
-# --- Lookup codes: tiny tables, read once per batch ----------------------------------------------------
-# Per batch, not per process: operators may delete and re-add a code in the admin, and a cached id of a
-# deleted row would fail the whole batch on a foreign key.
+# --- Lookup codes: tiny tables, cached per process, checked once per batch ----------------------------
+# Operators may delete and re-add a code in the admin (and tests flush and reseed the tables): a cached id
+# of a deleted row would fail the whole batch on a foreign key. So the cached maps are used only while a
+# fingerprint of all the lookup tables (every id with its code, hashed by the database: one row, one
+# query for all six tables) is the one they were read under; otherwise all six are read again, in one
+# query as well. The check runs once per batch, and only in a batch that needs a code.
+
+LOOKUP_MODELS = (ConnectorType, Facility, ParkingTypeCode, ParkingRestriction, Capability, PaymentType)
+_LOOKUP_CACHE: dict[str, tuple[Any, dict[type, dict[str, int]]]] = {}  # alias -> (fingerprint, maps)
+
+
+def _lookup_union(alias: str) -> str:
+    qn = connections[alias].ops.quote_name
+    return " UNION ALL ".join(
+        f"SELECT {i} AS t, {qn('id')} AS id, {qn('code')} AS code FROM {qn(model._meta.db_table)}"
+        for i, model in enumerate(LOOKUP_MODELS))
+
+
+def _lookup_fingerprint(alias: str):
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        sql = f"SELECT md5(string_agg(t || ':' || id || ':' || code, ',' ORDER BY t, id)) FROM ({_lookup_union(alias)}) AS l"
+    else:
+        sql = f"SELECT group_concat(t || ':' || id || ':' || code, ',') FROM (SELECT * FROM ({_lookup_union(alias)}) ORDER BY t, id)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+def _lookup_maps(alias: str) -> dict[type, dict[str, int]]:
+    maps: dict[type, dict[str, int]] = {model: {} for model in LOOKUP_MODELS}
+    with connections[alias].cursor() as cursor:
+        cursor.execute(_lookup_union(alias))
+        for t, id_, code in cursor.fetchall():
+            maps[LOOKUP_MODELS[t]][code] = id_
+    return maps
+
+
+def lookups_forget() -> None:
+    """Drop the per-process maps (the next batch reads the tables again)."""
+    _LOOKUP_CACHE.clear()
+
 
 class _Lookups:
     def __init__(self) -> None:
-        self.ids: dict[type, dict[str, int]] = {}
+        self.ids: dict[type, dict[str, int]] | None = None
+
+    def _load(self) -> dict[type, dict[str, int]]:
+        alias = router.db_for_read(ConnectorType)
+        fingerprint = _lookup_fingerprint(alias)
+        cached = _LOOKUP_CACHE.get(alias)
+        if cached is None or cached[0] != fingerprint:
+            # Read after the fingerprint: as new as it or newer; if newer, the next check reads them again.
+            cached = _LOOKUP_CACHE[alias] = (fingerprint, _lookup_maps(alias))
+        return cached[1]
 
     def __call__(self, model: type[models.Model], codes: list[str], field_name: str) -> list[int]:
-        known = self.ids.get(model)
-        if known is None:
-            known = self.ids[model] = dict(model.objects.values_list("code", "id"))
+        if self.ids is None:
+            self.ids = self._load()
+        known = self.ids[model]
         try:
             return [known[code] for code in codes]
         except KeyError:
@@ -150,11 +199,92 @@ def _new(model: type[models.Model], **values: Any) -> models.Model:
              f.has_default() and callable(f.default))
             for f in model._meta.concrete_fields
         ]
-    obj = model(*[values.pop(attname) if attname in values else default() if call else default
-                  for attname, default, call in blank])
+    if _plain(model):
+        # What __init__ does with positional values, without its per-field setattr: a new instance's
+        # __dict__ filled directly (no field of these models has a descriptor that does more on a new one).
+        obj = model.__new__(model)
+        obj._state = ModelState()
+        obj.__dict__.update([(attname, values.pop(attname) if attname in values else default() if call else default)
+                             for attname, default, call in blank])
+    else:
+        obj = model(*[values.pop(attname) if attname in values else default() if call else default
+                      for attname, default, call in blank])
     for name, value in values.items():  # relations by object: through their descriptor, as __init__ does
         setattr(obj, name, value)
     return obj
+
+
+_PLAIN: dict[type, bool] = {}
+
+
+def _plain(model: type[models.Model]) -> bool:
+    """No init signals and no field descriptor that acts when a value is set (a foreign key's only drops a
+    cached object, which a new instance has not): its instances may be built by filling their __dict__."""
+    plain = _PLAIN.get(model)
+    if plain is None:
+        from django.db.models import signals as model_signals
+        from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+
+        plain = not (model_signals.pre_init.has_listeners(model) or model_signals.post_init.has_listeners(model)) \
+            and type(model).__init__ is type(models.Model).__init__ and model.__init__ is models.Model.__init__ \
+            and all(type(model.__dict__.get(f.attname)) is ForeignKeyDeferredAttribute
+                    or not hasattr(type(model.__dict__.get(f.attname)), "__set__")
+                    for f in model._meta.concrete_fields)
+        _PLAIN[model] = plain
+    return plain
+
+
+# --- Reading the stored rows ----------------------------------------------------------------------------
+# Three reads per batch, always the same shape: the SQL is written here once per model (the ORM compiled
+# it for every batch, most of the reading time of one location's PUT) and the rows become instances with
+# the converters the ORM would apply (Model.from_db, as a queryset does).
+
+_READERS: dict[tuple[type, str], tuple[str, list[str], list]] = {}
+
+
+def _reader(model: type[models.Model], alias: str) -> tuple[str, list[str], list]:
+    reader = _READERS.get((model, alias))
+    if reader is None:
+        connection = connections[alias]
+        qn = connection.ops.quote_name
+        table = model._meta.db_table
+        fields = model._meta.concrete_fields
+        select = f"SELECT {', '.join(f'{qn(table)}.{qn(f.column)}' for f in fields)} FROM {qn(table)} WHERE "
+        converters = []
+        for i, f in enumerate(fields):
+            col = f.get_col(table)
+            functions = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            if functions:
+                converters.append((i, functions, col))
+        reader = _READERS[(model, alias)] = (select, [f.attname for f in fields], converters)
+    return reader
+
+
+def _stored(model: type[models.Model], where: str, params: list, ids: list, *, for_update: bool = False) -> list:
+    """`model.objects.filter(<where> IN ids)`, the where clause on the model's own columns."""
+    if not ids:
+        return []
+    alias = router.db_for_write(model) if for_update else router.db_for_read(model)
+    select, attnames, converters = _reader(model, alias)
+    connection = connections[alias]
+    sql = f"{select}{where} IN ({', '.join(['%s'] * len(ids))})"
+    if for_update and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + list(ids))
+        rows = cursor.fetchall()
+    from_db = model.from_db
+    objs = []
+    for row in rows:
+        if converters:
+            row = list(row)
+            for i, functions, col in converters:
+                value = row[i]
+                for convert in functions:
+                    value = convert(value, col, connection)
+                row[i] = value
+        objs.append(from_db(alias, attnames, row))
+    return objs
 
 
 # --- The engine ---------------------------------------------------------------------------------------
@@ -188,19 +318,18 @@ class _Batch:
     def _read_stored(self) -> None:
         ids = [change.ocpi_id for change in self.changes]
         self.locations = {
-            loc.ocpi_id: loc for loc in Location.objects.select_for_update().filter(cpo=self.cpo, ocpi_id__in=ids)
+            loc.ocpi_id: loc for loc in _stored(Location, "cpo_id = %s AND ocpi_id", [self.cpo.pk], ids, for_update=True)
         }
         self.evses: dict[tuple[int, str], Evse] = {}
         self.evses_of: dict[int, list[Evse]] = defaultdict(list)
-        for evse in Evse.objects.filter(location__in=list(self.locations.values())):
+        for evse in _stored(Evse, "location_id", [], [loc.pk for loc in self.locations.values()]):
             self.evses[(evse.location_id, evse.uid)] = evse
             self.evses_of[evse.location_id].append(evse)
         self.connectors: dict[tuple[int, str], Connector] = {}
         self.connectors_of: dict[int, list[Connector]] = defaultdict(list)
-        if self.evses:
-            for connector in Connector.objects.filter(evse__in=list(self.evses.values())):
-                self.connectors[(connector.evse_id, connector.connector_id)] = connector
-                self.connectors_of[connector.evse_id].append(connector)
+        for connector in _stored(Connector, "evse_id", [], [evse.pk for evse in self.evses.values()]):
+            self.connectors[(connector.evse_id, connector.connector_id)] = connector
+            self.connectors_of[connector.evse_id].append(connector)
 
     # Deciding
     def _apply_location(self, change: LocationChange) -> None:
@@ -347,33 +476,46 @@ class _Batch:
             # Only owners that were stored before this batch can have through rows. Asking for the new ones
             # too (their ids exist once they are inserted) read nothing, by a scan of the whole through
             # table when its statistics are stale: one scan per batch, quadratic over an import.
-            stored = self.locations.values() if owner_type is Location else self.evses.values()
-            owners = [o.pk for o in stored if o.pk is not None and id(o) not in self.created_ids]
-            cache[owner_type] = {name: _through_rows(owner_type, name, owners) for name in relations}
+            # The location and the EVSE relations are read together, in one query.
+            wanted = {}
+            for model, rels in ((Location, LOCATION_M2M), (Evse, EVSE_M2M)):
+                if model in cache:
+                    continue
+                stored = self.locations.values() if model is Location else self.evses.values()
+                wanted[model] = (rels, [o.pk for o in stored if o.pk is not None and id(o) not in self.created_ids])
+            cache.update(_through_rows_many(wanted))
         return cache[owner_type]
 
     # Writing
     def _write(self) -> None:
-        for model in (Location, Evse, Connector):
-            new = self.creates.get(model, [])
-            for obj in new:
+        new = {model: self.creates.get(model, []) for model in (Location, Evse, Connector)}
+        inserts = _Inserts(router.db_for_write(Location), self.now)
+        inserts.reserve_ids(new)  # ids of the new rows, before any insert: children name their parents
+        for model, objs in new.items():
+            for obj in objs:
                 if model is Evse:
                     obj.location_id = obj.location.pk
                 elif model is Connector:
                     obj.evse_id = obj.evse.pk
-            if new:
-                _insert(model, new, self.now)
+            if objs:
+                inserts.add(model, objs)
+        self._write_m2m(inserts)
+        few = sum(len(self.updates.get(model, ())) for model in (Location, Evse, Connector)) < COPY_FROM
+        for model in (Location, Evse, Connector):
             updates = self.updates.get(model, {})
+            if updates and few and inserts.update(model, updates.values()):
+                continue  # with the inserts: one round trip
             if updates:
                 fields = sorted(set().union(*(fields for _, fields in updates.values())))
                 fields = [model._meta.get_field(name).name for name in fields]
                 model.objects.bulk_update([obj for obj, _ in updates.values()], fields, batch_size=500)
+        inserts.run()
         if self.connector_deletes:
             Connector.objects.filter(pk__in=self.connector_deletes).delete()
-        self._write_m2m()
         signals.send_locations_changed(change.outcome.instance.pk for change in self.changes if change.outcome.changed)
 
-    def _write_m2m(self) -> None:
+    def _write_m2m(self, inserts: "_Inserts") -> None:
+        """Per through table: one DELETE of the pairs no longer wanted, the new pairs with the inserts."""
         for kind, relations, model in (("location", LOCATION_M2M, Location), ("evse", EVSE_M2M, Evse)):
             wanted = [(owner, m2m) for k, owner, m2m in self.m2m_wanted if k == kind]
             if not wanted:
@@ -388,21 +530,31 @@ class _Batch:
                         continue
                     want = set(self.lookup_ids(lookup, m2m[name], name))
                     have = current[name].get(owner.pk, set())
+                    if want == have:
+                        continue
                     remove += [(owner.pk, lid) for lid in have - want]
                     add += [(owner.pk, lid) for lid in want - have]
                     current[name][owner.pk] = want
-                for owner_pk, lid in remove:
-                    through.objects.filter(**{owner_col: owner_pk, lookup_col: lid}).delete()
+                if remove:
+                    condition = models.Q()
+                    for owner_pk, lid in remove:
+                        condition |= models.Q(**{owner_col: owner_pk, lookup_col: lid})
+                    through.objects.filter(condition).delete()
                 if add:
-                    _insert_pairs(through, owner_col, lookup_col, add)
+                    inserts.add_pairs(through, owner_col, lookup_col, add)
 
 
 # --- Inserting new rows --------------------------------------------------------------------------------
-# On PostgreSQL new rows go in with COPY: bulk_create spent most of an import building its INSERT (a
+# On PostgreSQL many new rows go in with COPY: bulk_create spent most of an import building its INSERT (a
 # prepared value per field and row) and having psycopg render the parameters, COPY streams the rows as
-# they are. COPY returns no ids, so the ids are drawn from the table's sequence first, one query per
-# table and batch. Other databases (SQLite, the embedded default) keep bulk_create. Both store the
-# same rows (tests/locations/test_writer_copy.py).
+# they are. COPY returns no ids, so the ids are drawn from the tables' sequences first, one query for all
+# the tables of a batch. A few rows (one location PUT: a location, its EVSEs and connectors, a few
+# through rows) go in as plain multi-row INSERTs instead, all of them in one statement batch (one round
+# trip): a COPY costs more round trips than it saves below COPY_FROM rows. Other databases (SQLite, the
+# embedded default) keep bulk_create. All paths store the same rows (tests/locations/test_writer_copy.py).
+
+COPY_FROM = 50  # rows of one table from which COPY is used
+
 
 def _uses_copy(model: type[models.Model]) -> str | None:
     """The alias of the database to COPY into, or None when its backend has no COPY."""
@@ -410,27 +562,46 @@ def _uses_copy(model: type[models.Model]) -> str | None:
     return alias if connections[alias].vendor == "postgresql" else None
 
 
-def _insert(model: type[models.Model], objs: list[models.Model], now: datetime) -> None:
-    """Insert new instances; afterwards each has its pk and is no longer `adding`, as after bulk_create."""
-    alias = _uses_copy(model)
-    if alias is None:
-        model.objects.bulk_create(objs, batch_size=500)
-        return
-    opts = model._meta
-    fields = opts.concrete_fields
-    # auto_now(_add) fields are filled here, as their pre_save would; one instant for the whole batch.
-    stamped = [f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
-    for obj in objs:
-        for attname in stamped:
-            setattr(obj, attname, now)
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(seq) FROM pg_get_serial_sequence(%s, %s) AS seq, generate_series(1, %s)",
-            [opts.db_table, opts.pk.column, len(objs)],
-        )
-        for obj, (pk,) in zip(objs, cursor.fetchall()):
-            obj.pk = pk
+class _Inserts:
+    """The new rows of a batch: ids reserved in one query, then COPY per big table, one INSERT batch for the rest."""
+
+    def __init__(self, alias: str, now: datetime):
+        self.alias = alias
+        self.now = now
+        self.statements: list[tuple[str, list]] = []
+        self.copies: list[tuple[str, list[str], Any]] = []
+
+    def reserve_ids(self, new: dict[type, list[models.Model]]) -> None:
+        wanted = [(model, objs) for model, objs in new.items() if objs]
+        if not wanted or _uses_copy(wanted[0][0]) is None:
+            return
+        connection = connections[self.alias]
+        branches, params = [], []
+        for i, (model, objs) in enumerate(wanted):
+            branches.append(f"(SELECT {i}, nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s))")
+            params += [model._meta.db_table, model._meta.pk.column, len(objs)]
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(branches), params)
+            ids: dict[int, list[int]] = defaultdict(list)
+            for i, pk in cursor.fetchall():
+                ids[i].append(pk)
+        for i, (model, objs) in enumerate(wanted):
+            for obj, pk in zip(objs, ids[i]):
+                obj.pk = pk
+
+    def add(self, model: type[models.Model], objs: list[models.Model]) -> None:
+        """New instances (their pk reserved on PostgreSQL); after run() each is no longer `adding`."""
+        if _uses_copy(model) is None:  # at once: the children's foreign keys need these ids
+            model.objects.bulk_create(objs, batch_size=500)
+            return
+        opts = model._meta
+        fields = opts.concrete_fields
+        # auto_now(_add) fields are filled here, as their pre_save would; one instant for the whole batch.
+        stamped = [f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+        for obj in objs:
+            for attname in stamped:
+                setattr(obj, attname, self.now)
+        connection = connections[self.alias]
         values_of = operator.attrgetter(*(f.attname for f in fields))
         converted = [(i, convert) for i, f in enumerate(fields) if (convert := _copy_value(f, connection))]
 
@@ -441,22 +612,64 @@ def _insert(model: type[models.Model], objs: list[models.Model], now: datetime) 
                     row[i] = convert(row[i])
                 yield row
 
-        _copy(cursor, opts.db_table, [f.column for f in fields], rows())
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = alias
+        self._rows(opts.db_table, [f.column for f in fields], rows(), len(objs))
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = self.alias
 
-
-def _insert_pairs(through: type[models.Model], owner_col: str, lookup_col: str,
+    def add_pairs(self, through: type[models.Model], owner_col: str, lookup_col: str,
                   pairs: list[tuple[int, int]]) -> None:
-    """Insert M2M through rows (owner id, lookup id); their own ids are the table's default."""
-    alias = _uses_copy(through)
-    if alias is None:
-        through.objects.bulk_create([through(**{owner_col: owner, lookup_col: lookup}) for owner, lookup in pairs],
-                                    batch_size=1000)
-        return
-    with connections[alias].cursor() as cursor:
-        _copy(cursor, through._meta.db_table, [owner_col, lookup_col], pairs)
+        """M2M through rows (owner id, lookup id); their own ids are the table's default."""
+        if _uses_copy(through) is None:
+            through.objects.bulk_create([through(**{owner_col: owner, lookup_col: lookup}) for owner, lookup in pairs],
+                                        batch_size=1000)
+            return
+        self._rows(through._meta.db_table, [owner_col, lookup_col], pairs, len(pairs))
+
+    def update(self, model: type[models.Model], updates: Iterable[tuple[models.Model, set[str]]]) -> bool:
+        """A few changed rows as an UPDATE each (of the fields that changed), sent with the inserts; False
+        where the backend has no such batch (bulk_update then)."""
+        if _uses_copy(model) is None:
+            return False
+        connection = connections[self.alias]
+        qn = connection.ops.quote_name
+        opts = model._meta
+        for obj, names in updates:
+            fields = [opts.get_field(name) for name in sorted(names)]
+            params = []
+            for f in fields:
+                convert = _copy_value(f, connection)
+                value = getattr(obj, f.attname)
+                params.append(convert(value) if convert else value)
+            params.append(obj.pk)
+            self.statements.append((
+                f"UPDATE {qn(opts.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
+                f"WHERE {qn(opts.pk.column)} = %s", params))
+        return True
+
+    def _rows(self, table: str, columns: list[str], rows: Iterable, count: int) -> None:
+        if count >= COPY_FROM:
+            self.copies.append((table, columns, rows))
+            return
+        qn = connections[self.alias].ops.quote_name
+        placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        params: list = []
+        for row in rows:
+            params.extend(row)
+        self.statements.append((
+            f"INSERT INTO {qn(table)} ({', '.join(map(qn, columns))}) VALUES "
+            + ", ".join([placeholders] * count), params))
+
+    def run(self) -> None:
+        if not (self.statements or self.copies):
+            return
+        with connections[self.alias].cursor() as cursor:
+            for table, columns, rows in self.copies:
+                _copy(cursor, table, columns, rows)
+            if self.statements:
+                # One round trip: Django's psycopg cursor binds on the client, so the statements go as one.
+                cursor.execute("; ".join(sql for sql, _ in self.statements),
+                               [param for _, params in self.statements for param in params])
 
 
 def _copy(cursor, table: str, columns: list[str], rows: Iterable) -> None:
@@ -538,16 +751,31 @@ def _through_columns(model: type, name: str) -> tuple[str, str]:
     return field_.m2m_column_name(), field_.m2m_reverse_name()
 
 
-def _through_rows(model: type, name: str, owner_ids: list[int]) -> dict[int, set[int]]:
-    through = getattr(model, name).through
-    owner_col, lookup_col = _through_columns(model, name)
-    rows: dict[int, set[int]] = defaultdict(set)
-    if owner_ids:
-        for owner_id, lookup_id in through.objects.filter(**{f"{owner_col}__in": owner_ids}).values_list(
-            owner_col, lookup_col
-        ):
-            rows[owner_id].add(lookup_id)
-    return rows
+def _through_rows_many(wanted: dict[type, tuple[dict, list[int]]]) -> dict[type, dict[str, dict[int, set[int]]]]:
+    """The stored through rows of the given owners, {owner model: {relation: {owner id: {lookup ids}}}}; one query."""
+    result: dict[type, dict[str, dict[int, set[int]]]] = {}
+    branches, params, keys = [], [], []
+    alias = None
+    for model, (relations, owner_ids) in wanted.items():
+        result[model] = {name: defaultdict(set) for name in relations}
+        if not owner_ids:
+            continue
+        for name in relations:
+            through = getattr(model, name).through
+            owner_col, lookup_col = _through_columns(model, name)
+            alias = router.db_for_read(through)
+            qn = connections[alias].ops.quote_name
+            branches.append(f"SELECT {len(keys)}, {qn(owner_col)}, {qn(lookup_col)} FROM {qn(through._meta.db_table)} "
+                            f"WHERE {qn(owner_col)} IN ({', '.join(['%s'] * len(owner_ids))})")
+            params += owner_ids
+            keys.append((model, name))
+    if branches:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(branches), params)
+            for key, owner_id, lookup_id in cursor.fetchall():
+                model, name = keys[key]
+                result[model][name][owner_id].add(lookup_id)
+    return result
 
 
 def _newest(own: datetime | None, children: list | None) -> datetime | None:

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 500  # locations per location_upsert_many call (pages are buffered up to this)
 PREFETCH_PAGES = 2
+# Asked of the sender with the first page (it caps the limit at its own maximum, OCPI's X-Limit, and its
+# Links carry the limit it chose): fewer, bigger pages where the peer allows them.
+PAGE_LIMIT = 1000
 MAX_PAGES = 1_000_000
 LOCK_SECONDS = 2 * 60 * 60  # a pull killed mid-way blocks the next ones at most this long
 SENDING_ROLES = {"CPO", "HUB"}
@@ -257,6 +260,7 @@ def peer_pull(*, peer: Peer, full: bool = False, progress: Callable[[int | None,
 def _pull(peer: Peer, url: str, summary: PullSummary, progress) -> None:
     client = OcpiClient(token=secret_decrypt(peer.token_out), version=peer.version, to_party=_to_party(peer))
     params = {"date_from": ocpi_timestamp(summary.date_from)} if summary.date_from else {}
+    params["limit"] = PAGE_LIMIT
     writer = _Writer(peer, summary)
     pages: queue.Queue = queue.Queue(maxsize=PREFETCH_PAGES)
     stop = threading.Event()

@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from locations.models import Cpo
 from locations.tokens import token_digest
-from ocpi.models import Peer
+from ocpi.models import Peer, PeerParty
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class Caller:
     token: str
     peer: Peer | None = None
     cpo: Cpo | None = None
+    parties: list[PeerParty] | None = field(default=None, repr=False)  # the peer's, when read with it
 
     def cpo_parties(self) -> list[Cpo]:
         """The catalogue tenants this caller may write as a CPO (receiver endpoints, webhooks)."""
@@ -87,7 +88,9 @@ class Caller:
             return [self.cpo]
         if self.peer is None:
             return []
-        return [party.cpo for party in self.peer.parties.select_related("cpo") if party.cpo_id]
+        if self.parties is None:
+            self.parties = list(self.peer.parties.select_related("cpo").order_by("pk"))
+        return [party.cpo for party in self.parties if party.cpo_id]
 
 
 def header_token(request) -> str | None:
@@ -119,9 +122,18 @@ def caller_authenticate(request, *, allow_token_a: bool) -> Caller:
         raise OcpiError("Authorization header missing: send 'Authorization: Token <token>'", http_status=401)
     for token in token_candidates(value):
         digest = token_digest(token)
+        # A connected peer with its parties (and their CPOs) in one query; a peer without parties by itself.
+        parties = list(PeerParty.objects.select_related("peer", "cpo").filter(
+            peer__token_in_digest=digest, peer__state=Peer.State.CONNECTED).order_by("peer_id", "pk"))
+        if parties:
+            peer = parties[0].peer
+            parties = [party for party in parties if party.peer_id == peer.pk]
+            for party in parties:
+                party.peer = peer
+            return Caller(kind="PEER", token=token, peer=peer, parties=parties)
         peer = Peer.objects.filter(token_in_digest=digest, state=Peer.State.CONNECTED).first()
         if peer is not None:
-            return Caller(kind="PEER", token=token, peer=peer)
+            return Caller(kind="PEER", token=token, peer=peer, parties=[])
         cpo = Cpo.objects.filter(token_c_digest=digest).first()
         if cpo is not None:
             return Caller(kind="CPO", token=token, cpo=cpo)

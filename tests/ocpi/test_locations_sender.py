@@ -238,9 +238,9 @@ def test_anonymous_is_401(client):
 
 # --- constant queries -------------------------------------------------------------------------------------
 
-# auth (peer), the caller's parties, COUNT, the page's ids, locations (+ cpo), facilities, parking types, parking
-# restrictions, EVSEs, their capabilities, their parking restrictions, connectors
-LIST_QUERIES = 12
+# auth (the peer with its parties, one query), COUNT, the page's ids, locations (+ cpo), facilities, parking
+# types, parking restrictions, EVSEs, their capabilities, their parking restrictions, connectors
+LIST_QUERIES = 11
 
 
 @pytest.mark.parametrize("count", [1, 30])

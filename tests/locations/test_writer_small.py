@@ -1,0 +1,67 @@
+"""A few new rows go in as one batch of INSERTs, the lookup codes come from a per-process cache checked
+against the tables once per batch, and a single location's write takes a constant handful of queries."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from locations import services, writer
+from locations.models import Facility, Location
+from tests.conftest import location_payload
+from tests.locations.test_writer_copy import outcomes, rich_payload, stored
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+def test_small_inserts_and_copy_store_identical_rows(alpha, bravo, monkeypatch):
+    def payloads(cpo):
+        return [rich_payload(cpo, f"LOC{i}") for i in range(3)] + [location_payload(cpo, "PLAIN")]
+
+    with CaptureQueriesContext(connection) as queries:
+        with_inserts = services.location_upsert_many(cpo=alpha, items=payloads(alpha))
+    assert not any(str(q["sql"]).startswith("COPY") for q in queries.captured_queries)
+    monkeypatch.setattr(writer, "COPY_FROM", 1)
+    with CaptureQueriesContext(connection) as queries:
+        with_copy = services.location_upsert_many(cpo=bravo, items=payloads(bravo))
+    assert any("COPY" in str(q["sql"]) for q in queries.captured_queries)
+    assert outcomes(with_inserts) == outcomes(with_copy) == [(True, True, False)] * 4
+    assert stored(alpha) == stored(bravo)
+    for result in with_inserts:
+        assert result.instance.pk and not result.instance._state.adding
+
+
+def test_one_location_is_written_with_a_constant_handful_of_queries(alpha):
+    data = location_payload(alpha, facilities=["CAFE", "WIFI"])
+    services.location_upsert(cpo=alpha, data=location_payload(alpha, "WARM"))  # the lookup cache is warm
+    with CaptureQueriesContext(connection) as queries:
+        services.location_upsert(cpo=alpha, data=data)
+    writes = [q for q in queries.captured_queries if not str(q["sql"]).startswith(("SAVEPOINT", "RELEASE"))]
+    if connection.vendor == "postgresql":
+        # the stored location, the lookup tables' fingerprint, the new ids, one batch of INSERTs
+        assert len(writes) <= 5, [str(q["sql"])[:80] for q in writes]
+    data["evses"][0]["capabilities"] = ["RESERVABLE"]
+    data["facilities"] = ["WIFI"]
+    data["last_updated"] = "2024-06-01T00:00:00Z"
+    with CaptureQueriesContext(connection) as queries:
+        result = services.location_upsert(cpo=alpha, data=data)
+    assert result.changed
+    through = [q for q in queries.captured_queries if "_facilities" in str(q["sql"]) or "_capabilities" in str(q["sql"])]
+    assert len(through) == 3  # all through tables read at once, 1 DELETE (CAFE), 1 INSERT (RESERVABLE)
+    location = Location.objects.get(ocpi_id=data["id"])
+    assert list(location.facilities.values_list("code", flat=True)) == ["WIFI"]
+    assert list(location.evses.get().capabilities.values_list("code", flat=True)) == ["RESERVABLE"]
+
+
+def test_the_lookup_cache_notices_codes_deleted_and_added(alpha):
+    services.location_upsert(cpo=alpha, data=location_payload(alpha, "L1", facilities=["CAFE"]))
+    Facility.objects.filter(code="CAFE").delete()
+    Facility.objects.create(code="CAFE", description="re-added: a new id")
+    result = services.location_upsert(cpo=alpha, data=location_payload(alpha, "L2", facilities=["CAFE"]))
+    assert list(result.instance.facilities.values_list("description", flat=True)) == ["re-added: a new id"]
+    Facility.objects.filter(code="WIFI").delete()
+    with pytest.raises(services.InvalidPayload, match="unknown codes: WIFI"):
+        services.location_upsert(cpo=alpha, data=location_payload(alpha, "L3", facilities=["WIFI"]))
+    Facility.objects.create(code="WIFI")
+    result = services.location_upsert(cpo=alpha, data=location_payload(alpha, "L3", facilities=["WIFI"]))
+    assert list(result.instance.facilities.values_list("code", flat=True)) == ["WIFI"]
