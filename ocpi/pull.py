@@ -31,7 +31,7 @@ from locations import services
 from locations.models import Cpo
 from locations.tokens import secret_decrypt
 from locations.validation import InvalidPayload
-from ocpi.client import OcpiClient, PeerError
+from ocpi.client import OcpiClient
 from ocpi.models import Peer
 from ocpi.push import outbox_batch
 from ocpi.transport import V211, ocpi_timestamp

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ocpi.locations.objects import connector_ocpi, evse_ocpi, location_ocpi
 from ocpi.transport import INVALID_PARAMETERS, UNKNOWN_LOCATION, OcpiError
 
 _CI_STRING = re.compile(r"[\x20-\x7e]{1,36}")
@@ -19,3 +20,23 @@ def object_id(value: str, name: str, *, length: int = 36) -> str:
 
 def unknown(what: str) -> OcpiError:
     return OcpiError(f"Unknown {what}", status_code=UNKNOWN_LOCATION, http_status=404)
+
+
+def object_below(location, *, version: str, evse_uid: str | None, connector_id: str | None,
+                 published_only: bool = True) -> dict:
+    """The OCPI JSON of the location, or of the EVSE / connector the URL names below it (2003 if none)."""
+    if evse_uid is None:
+        return location_ocpi(location, version=version, published_only=published_only)
+    uid = object_id(evse_uid, "evse_uid")
+    evse = next((e for e in location.evses.all() if e.uid == uid), None)
+    data = evse_ocpi(evse, version=version) if evse is not None else None
+    if data is None:
+        raise unknown(f"EVSE {uid!r} of location {location.ocpi_id!r}")
+    if connector_id is None:
+        return data
+    wanted = object_id(connector_id, "connector_id")
+    connector = next((c for c in evse.connectors.all() if c.connector_id == wanted), None)
+    data = connector_ocpi(connector, version=version) if connector is not None else None
+    if data is None:
+        raise unknown(f"connector {wanted!r} of EVSE {uid!r} of location {location.ocpi_id!r}")
+    return data

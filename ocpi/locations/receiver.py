@@ -16,8 +16,7 @@ from locations import services
 from locations.models import Connector, Cpo, Evse, Location
 from locations.selectors import locations_ocpi
 from locations.validation import InvalidPayload
-from ocpi.locations.objects import connector_ocpi, evse_ocpi, location_ocpi
-from ocpi.locations.paths import object_id, unknown
+from ocpi.locations.paths import object_below, object_id, unknown
 from ocpi.transport import CLIENT_ERROR, INVALID_PARAMETERS, OcpiError, OcpiView, envelope, json_body
 
 MESSAGE_LIMIT = 4000
@@ -44,21 +43,8 @@ class LocationsReceiverView(OcpiView):
         location = locations_ocpi(cpos=[cpo], published_only=False).filter(ocpi_id=location_id).first()
         if location is None:
             raise unknown(f"location {location_id!r} of {cpo.country_code}/{cpo.party_id}")
-        if evse_uid is None:
-            return envelope(location_ocpi(location, version=self.version, published_only=False))
-        uid = object_id(evse_uid, "evse_uid")
-        evse = next((e for e in location.evses.all() if e.uid == uid), None)
-        data = evse_ocpi(evse, version=self.version) if evse is not None else None
-        if data is None:
-            raise unknown(f"EVSE {uid!r} of location {location_id!r}")
-        if connector_id is None:
-            return envelope(data)
-        wanted = object_id(connector_id, "connector_id")
-        connector = next((c for c in evse.connectors.all() if c.connector_id == wanted), None)
-        data = connector_ocpi(connector, version=self.version) if connector is not None else None
-        if data is None:
-            raise unknown(f"connector {wanted!r} of EVSE {uid!r} of location {location_id!r}")
-        return envelope(data)
+        return envelope(object_below(location, version=self.version, evse_uid=evse_uid, connector_id=connector_id,
+                                     published_only=False))
 
     def put(self, request, country_code, party_id, location_id, evse_uid=None, connector_id=None):
         cpo = self._party(country_code, party_id)

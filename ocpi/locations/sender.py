@@ -11,8 +11,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from locations.selectors import location_rows_ocpi, locations_ocpi
-from ocpi.locations.objects import V211, connector_ocpi, evse_ocpi, location_json, location_ocpi
-from ocpi.locations.paths import object_id, unknown
+from ocpi.locations.objects import V211, location_json
+from ocpi.locations.paths import object_below, object_id, unknown
 from ocpi.transport import CLIENT_ERROR, OcpiError, OcpiView, envelope, page_headers, page_params
 
 
@@ -24,21 +24,7 @@ class LocationsSenderView(OcpiView):
         if location_id is None:
             return self._list(request)
         location = self._location(request, object_id(location_id, "location_id"))
-        if evse_uid is None:
-            return envelope(location_ocpi(location, version=self.version))
-        uid = object_id(evse_uid, "evse_uid")
-        evse = next((e for e in location.evses.all() if e.uid == uid), None)
-        data = evse_ocpi(evse, version=self.version) if evse is not None else None
-        if data is None:
-            raise unknown(f"EVSE {uid!r} of location {location.ocpi_id!r}")
-        if connector_id is None:
-            return envelope(data)
-        wanted = object_id(connector_id, "connector_id")
-        connector = next((c for c in evse.connectors.all() if c.connector_id == wanted), None)
-        data = connector_ocpi(connector, version=self.version) if connector is not None else None
-        if data is None:
-            raise unknown(f"connector {wanted!r} of EVSE {uid!r} of location {location.ocpi_id!r}")
-        return envelope(data)
+        return envelope(object_below(location, version=self.version, evse_uid=evse_uid, connector_id=connector_id))
 
     def _visible(self, **filters):
         return locations_ocpi(exclude_cpos=self.caller.cpo_parties(), publish_flag_only=self.version == V211,
