@@ -108,7 +108,7 @@ def main() -> None:
     var = Path(tempfile.mkdtemp(prefix="bench-ocpi-pull-"))
     common = {k: v for k, v in os.environ.items() if not k.startswith(("EVHUB_", "DATABASE_URL", "CELERY_"))}
     common.update(DJANGO_SETTINGS_MODULE="config.settings", EVHUB_OCPI_ALLOWED_NETWORKS="127.0.0.0/8")
-    from bench_graphql import free_port, start_gunicorn, stop
+    from bench_graphql import free_port, stop
 
     port = free_port()
     sender_env = {**common, "DATABASE_URL": sender_url, "EVHUB_VAR_DIR": str(var / "sender"),
