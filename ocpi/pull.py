@@ -33,7 +33,6 @@ from locations.tokens import secret_decrypt
 from locations.validation import InvalidPayload
 from ocpi.client import OcpiClient
 from ocpi.models import Peer
-from ocpi.push import outbox_batch
 from ocpi.transport import V211, ocpi_timestamp
 
 logger = logging.getLogger(__name__)
@@ -167,8 +166,7 @@ class _Writer:
 
     def _write(self, cpo: Cpo, items: list[dict]) -> None:
         try:
-            with outbox_batch():
-                results = services.location_upsert_many(cpo=cpo, items=items, version=self.version)
+            results = services.location_upsert_many(cpo=cpo, items=items, version=self.version)
         except Exception:
             # A database error fails the whole batch: written one by one, only the culprit is lost.
             logger.exception("Pulled batch of %s locations failed; writing them one by one", len(items))

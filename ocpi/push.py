@@ -1,8 +1,8 @@
 """Push: connected eMSPs receive each change of a published location (mod_locations, receiver PUT).
 
-1. `locations_changed` (sent after the change commits, once per write batch) -> `outbox_write`: one OutboxEntry per connected
-   peer that has a locations RECEIVER endpoint and does not own the location's party, for published
-   locations only; then the peer is kicked.
+1. `locations_changed` (sent after the change commits, once per write batch) -> `outbox_write`: one
+   statement writes an OutboxEntry per connected peer that has a locations RECEIVER endpoint and does
+   not own the location's party, for published locations only; then the peer is kicked.
 2. A kick enqueues `ocpi.push_peer` for the peer, at most one waiting task per peer (a flag in the
    shared cache, cleared when the task starts), so an import of 25,000 locations makes a handful of
    tasks, not 25,000.
@@ -18,10 +18,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -85,7 +83,7 @@ def outbox_write(*, location_ids: list[int], peers: list[Peer] | None = None) ->
     """One entry per receiving peer for each published location; returns the ids of the peers written for.
 
     One INSERT ... SELECT checks the moderation and the party's owner and writes the entries (none
-    when no peer receives), for one location or for all of a batch (`outbox_batch`)."""
+    when no peer receives), for all the locations of a write batch."""
     peers = receiving_peers() if peers is None else peers
     if not peers or not location_ids:
         return []
@@ -103,25 +101,6 @@ def outbox_write(*, location_ids: list[int], peers: list[Peer] | None = None) ->
         return sorted({row[0] for row in cursor.fetchall()})
 
 
-_batch = threading.local()
-
-
-@contextmanager
-def outbox_batch():
-    """Within it, changed locations are collected and their entries written at the end in one statement
-    per 1,000 locations (bulk writers: a pull, an import), instead of one statement per location."""
-    if getattr(_batch, "ids", None) is not None:  # nested: the outer batch writes
-        yield
-        return
-    _batch.ids = []
-    try:
-        yield
-    finally:
-        ids, _batch.ids = _batch.ids, None
-        for start in range(0, len(ids), 1000):
-            _outbox_write_and_kick(ids[start:start + 1000])
-
-
 def _outbox_write_and_kick(location_ids: list[int]) -> None:
     try:
         for peer_id in outbox_write(location_ids=location_ids):
@@ -131,12 +110,9 @@ def _outbox_write_and_kick(location_ids: list[int]) -> None:
 
 
 def on_locations_changed(sender, location_ids: list[int], **kwargs) -> None:
-    """Receiver of `locations.signals.locations_changed` (once per write batch). A failure here must not break the write that
-    sent it (it is already committed): it is logged, and the next change or a pull repairs it."""
-    pending = getattr(_batch, "ids", None)
-    if pending is not None:
-        pending.extend(location_ids)
-        return
+    """Receiver of `locations.signals.locations_changed`, sent once per write batch (up to 500 locations),
+    so a batch's entries are one statement. A failure here must not break the write that sent it (it
+    is already committed): it is logged, and the next change or a pull repairs it."""
     _outbox_write_and_kick(location_ids)
 
 

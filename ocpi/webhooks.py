@@ -35,7 +35,6 @@ from locations.csv_import.timezones import country_time_zone, country_time_zones
 from locations.models import Cpo, Location
 from locations.tokens import token_digest
 from locations.validation import InvalidPayload, clean_evse, clean_location
-from ocpi.push import outbox_batch
 from ocpi.transport import token_candidates
 
 _SPACES = re.compile(r"\s+")
@@ -246,7 +245,7 @@ class LocationsWebhookView(WebhookView):
             items.append(item)
         if errors:
             raise _bad_request(errors)
-        with outbox_batch(), transaction.atomic():
+        with transaction.atomic():
             results = services.location_upsert_many(cpo=cpo, items=items, stamped=False)
             failed = {f"locations[{index}].{path}": reason for index, result in enumerate(results)
                       if isinstance(result, InvalidPayload) for path, reason in result.errors.items()}

@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from celery.signals import before_task_publish
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -156,11 +158,12 @@ def test_beat_runs_push_due_every_minute(settings):
     assert settings.CELERY_BEAT_SCHEDULE["ocpi.push_due"]["schedule"] == timedelta(minutes=1)
 
 
-def test_a_batch_writes_its_entries_in_one_go_at_the_end(peer, alpha_pub, django_capture_on_commit_callbacks):
-    with push.outbox_batch():
+def test_a_batch_writes_its_entries_in_one_statement(peer, alpha_pub, django_capture_on_commit_callbacks):
+    with CaptureQueriesContext(connection) as queries:
         with django_capture_on_commit_callbacks(execute=True):
             services.location_upsert_many(cpo=alpha_pub, items=[
                 location_payload(alpha_pub, f"BATCH{n}", last_updated="2024-06-01T10:00:00Z") for n in range(5)])
-        assert not OutboxEntry.objects.exists()  # collected, not written yet
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith(f"INSERT INTO {OutboxEntry._meta.db_table}")]
+    assert len(inserts) == 1
     assert OutboxEntry.objects.filter(peer=peer).count() == 5
     celery_app.control.purge()
