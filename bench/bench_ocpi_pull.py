@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import subprocess
 import sys
 import tempfile
@@ -151,6 +152,7 @@ def main() -> None:
 
         peer = peer_connected_here(Sender, token=token, parties=[("CPO", "DE", "BCH"), ("EMSP", "DE", "BCH")],
                                    name="bench sender")
+        cpu_before = cpu_split(web.pid)
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
@@ -160,11 +162,14 @@ def main() -> None:
         if profiler:
             profiler.disable()
         rate = summary.received / elapsed
+        cpu = {name: after - cpu_before[name] for name, after in cpu_split(web.pid).items()}
         print(f"  pull                         {elapsed:8.1f} s   {summary.pages:,} pages, "
               f"{summary.received:,} received, {summary.created:,} created, {summary.updated:,} updated, "
               f"{summary.unchanged:,} unchanged, {summary.rejected:,} rejected")
         print(f"  throughput                   {rate:8.0f} locations/s   (target >= {TARGET:,.0f}: "
               f"{'met' if rate >= TARGET else 'NOT met'})")
+        print("  CPU seconds                  " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
+              + f"   (wall {elapsed:.1f} s, {os.cpu_count()} cores)")
         print(json.dumps({"count": args.count, "page_limit": args.page_limit, "seconds": round(elapsed, 2),
                           "locations_per_s": round(rate), **{k: v for k, v in summary.as_dict().items()
                                                               if k in ("pages", "received", "created", "rejected")}}))
@@ -180,6 +185,32 @@ def main() -> None:
             connections.close_all()
             drop(admin, sender_url)
             drop(admin, receiver_url)
+
+
+def _proc_cpu(pid: str) -> tuple[str, int, float]:
+    """(command name, parent pid, user+system CPU seconds) of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    name = text[text.index("(") + 1:text.rindex(")")]
+    fields = text[text.rindex(")") + 2:].split()
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(sender_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by this process (the receiver: fetching and writing), the sender's gunicorn
+    workers, and all PostgreSQL processes (both databases' backends share one server)."""
+    sender = postgres = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            name, parent, seconds = _proc_cpu(pid)
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if parent == sender_pid or int(pid) == sender_pid:
+            sender += seconds
+        elif name.startswith("postgres"):
+            postgres += seconds
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"receiver": usage.ru_utime + usage.ru_stime, "sender": sender, "postgres": postgres}
 
 
 def start_gunicorn_on(env: dict, workers: int, log: Path, port: int):

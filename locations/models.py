@@ -93,7 +93,8 @@ class Cpo(models.Model):
 
 
 class Location(models.Model):
-    cpo = models.ForeignKey(Cpo, on_delete=models.PROTECT, related_name="locations")
+    cpo = models.ForeignKey(Cpo, on_delete=models.PROTECT, related_name="locations",
+                            db_index=False)  # location_unique_per_cpo (cpo, ocpi_id) serves it
     ocpi_id = models.CharField("OCPI id", max_length=36)
     publish = models.BooleanField(default=True, help_text="OCPI: the CPO allows publishing it in apps.")
     publish_allowed_to = models.JSONField(default=list, blank=True)
@@ -120,7 +121,7 @@ class Location(models.Model):
     facilities = models.ManyToManyField(Facility, blank=True, related_name="locations")
     parking_types = models.ManyToManyField(ParkingTypeCode, blank=True, related_name="locations")
     parking_restrictions = models.ManyToManyField(ParkingRestriction, blank=True, related_name="locations")
-    last_updated = models.DateTimeField(db_index=True)
+    last_updated = models.DateTimeField()  # location_updated_idx (last_updated, id) serves it
     date_created = models.DateTimeField(auto_now_add=True)
     date_modified = models.DateTimeField(auto_now=True)
 
@@ -164,7 +165,8 @@ class Location(models.Model):
 
 
 class Evse(models.Model):
-    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="evses")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="evses",
+                                 db_index=False)  # evse_unique_per_location (location, uid) serves it
     uid = models.CharField(max_length=36)
     evse_id = models.CharField(max_length=48, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.UNKNOWN)
@@ -204,7 +206,8 @@ class Evse(models.Model):
 
 
 class Connector(models.Model):
-    evse = models.ForeignKey(Evse, on_delete=models.CASCADE, related_name="connectors")
+    evse = models.ForeignKey(Evse, on_delete=models.CASCADE, related_name="connectors",
+                             db_index=False)  # connector_unique_per_evse (evse, connector_id) serves it
     connector_id = models.CharField("OCPI id", max_length=36)
     standard = models.CharField(max_length=32, help_text="OCPI ConnectorType.")
     connector_type = models.ForeignKey(

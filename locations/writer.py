@@ -215,6 +215,9 @@ def _new(model: type[models.Model], **values: Any) -> models.Model:
 
 
 _PLAIN: dict[type, bool] = {}
+# Names that set a related object (`evse.location = ...`) rather than a column: these go through setattr.
+_RELATION_NAMES = {model: frozenset(f.name for f in model._meta.concrete_fields if f.is_relation)
+                   for model in (Location, Evse, Connector)}
 
 
 def _plain(model: type[models.Model]) -> bool:
@@ -445,8 +448,11 @@ class _Batch:
     def _assign(self, instance: models.Model, values: dict, created: bool) -> bool:
         """Set values on the instance; remember it for a bulk insert or an update of changed fields."""
         if created:
-            for name, value in values.items():
-                setattr(instance, name, value)
+            if _plain(type(instance)) and not _RELATION_NAMES.get(type(instance), frozenset()).intersection(values):
+                instance.__dict__.update(values)  # see _new: a new plain instance's fields are its __dict__
+            else:
+                for name, value in values.items():
+                    setattr(instance, name, value)
             if id(instance) not in self.created_ids:
                 self.created_ids.add(id(instance))
                 self.creates[type(instance)].append(instance)
@@ -696,8 +702,9 @@ _AS_IS = frozenset({
 def _copy_value(field_: models.Field, connection):
     if type(field_) is models.JSONField:
         encode = (field_.encoder or json.JSONEncoder)().encode
-        # None stays SQL NULL, as in get_db_prep_save; anything else is the JSON text.
-        return lambda value: None if value is None else encode(value)
+        # None stays SQL NULL, as in get_db_prep_save; anything else is the JSON text. Most values are
+        # empty lists (no images, no directions, ...): their text is known.
+        return lambda value: None if value is None else "[]" if value == [] else encode(value)
     if type(field_) in _AS_IS:
         return None
     return lambda value: field_.get_db_prep_save(value, connection)

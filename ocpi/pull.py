@@ -8,8 +8,11 @@ are written; any other location is counted as rejected with the reason, like a l
 OCPI's rules: one bad location never aborts the pull. A pull that does not complete (the peer fails
 mid-way) keeps `last_pull_at`, so the next one asks again from the same point.
 
-The next page is fetched while the current one is written (one thread fetches, the caller's thread
-writes), so a pull takes about max(peer time, write time) per page rather than their sum.
+The next page is fetched while the current one is written (one thread fetches), and batches are
+written by two threads, each with its own database connection and transaction: while one waits for
+PostgreSQL, the other validates. A pull takes about max(peer time, write time) per page rather than their
+sum. Called inside a transaction (a test's, a caller's atomic block), batches are written in the caller's
+thread instead, so that they stay in that transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Callable
 
 import requests
 from django.core.cache import cache
+from django.db import connection, connections
 from django.utils import timezone
 
 from locations import services
@@ -38,6 +42,7 @@ from ocpi.transport import V211, ocpi_timestamp
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 500  # locations per location_upsert_many call (pages are buffered up to this)
+WRITE_THREADS = 2  # batches written at once: one waits for the database while the other validates
 PREFETCH_PAGES = 2
 # Asked of the sender with the first page (it caps the limit at its own maximum, OCPI's X-Limit, and its
 # Links carry the limit it chose): fewer, bigger pages where the peer allows them.
@@ -123,6 +128,10 @@ class _Writer:
 
     def __init__(self, peer: Peer, summary: PullSummary):
         self.summary, self.version = summary, peer.version
+        self.counting = threading.Lock()
+        self.jobs: queue.Queue | None = None
+        self.threads: list[threading.Thread] = []
+        self.failure: BaseException | None = None
         self.parties: dict[tuple[str, str], Cpo] = {
             (party.country_code.upper(), party.party_id.upper()): party.cpo
             for party in peer.parties.select_related("cpo") if party.cpo_id and party.role.upper() == "CPO"}
@@ -162,7 +171,43 @@ class _Writer:
         for key in [cpo_id] if cpo_id is not None else list(self.buffers):
             cpo, items = self.buffers.pop(key, (None, []))
             if items:
-                self._write(cpo, items)
+                self._submit(cpo, items)
+
+    def _submit(self, cpo: Cpo, items: list[dict]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if connection.in_atomic_block:
+            self._write(cpo, items)  # in the caller's transaction, which other threads cannot see
+            return
+        if self.jobs is None:
+            self.jobs = queue.Queue(maxsize=WRITE_THREADS)  # a full queue holds the reader back
+            self.threads = [threading.Thread(target=self._work, daemon=True, name=f"ocpi-pull-write-{i}")
+                            for i in range(WRITE_THREADS)]
+            for thread in self.threads:
+                thread.start()
+        self.jobs.put((cpo, items))
+
+    def _work(self) -> None:
+        try:
+            while (job := self.jobs.get()) is not None:
+                if self.failure is None:
+                    try:
+                        self._write(*job)
+                    except BaseException as exc:  # the database is gone, a bug: the pull fails with it
+                        self.failure = exc
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    def close(self, raising: bool = True) -> None:
+        """Wait for every batch handed over; raises what made a batch fail beyond its locations."""
+        if self.jobs is not None:
+            for _ in self.threads:
+                self.jobs.put(None)
+            for thread in self.threads:
+                thread.join()
+            self.jobs, self.threads = None, []
+        if raising and self.failure is not None:
+            raise self.failure
 
     def _write(self, cpo: Cpo, items: list[dict]) -> None:
         try:
@@ -176,6 +221,10 @@ class _Writer:
                     results += services.location_upsert_many(cpo=cpo, items=[item], version=self.version)
                 except Exception as exc:
                     results.append(exc)
+        with self.counting:
+            self._count(results)
+
+    def _count(self, results: list) -> None:
         for result in results:
             if isinstance(result, InvalidPayload):
                 path, reason = next(iter(result.errors.items()), ("location", "invalid"))
@@ -270,6 +319,7 @@ def _pull(peer: Peer, url: str, summary: PullSummary, progress) -> None:
             reply, error = pages.get()
             if error is not None:
                 writer.flush()  # what arrived is good; only last_pull_at waits for a complete pull
+                writer.close()
                 raise error
             if reply is None:
                 break
@@ -282,8 +332,10 @@ def _pull(peer: Peer, url: str, summary: PullSummary, progress) -> None:
             if progress:
                 progress(summary.total, summary.received)
         writer.flush()
+        writer.close()
     finally:
         stop.set()
+        writer.close(raising=False)  # after an error: the batches handed over are still written
         fetcher.join(timeout=60)
 
 

@@ -1,7 +1,11 @@
 """Pull against a real second evhub on loopback: its sender's pages, followed by Link, into our catalogue."""
 
+import threading
+
 import pytest
 from django.core.management import call_command
+
+from ocpi import pull
 
 from locations.models import Location
 from locations.tokens import token_new
@@ -100,6 +104,41 @@ def test_a_peer_down_mid_way_keeps_last_pull_at(peer_server, peer):
     assert failed.value.summary.completed is False
     peer.refresh_from_db()
     assert peer.last_pull_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_batches_are_written_by_the_writing_threads(peer_server, peer, monkeypatch):
+    monkeypatch.setattr(pull, "WRITE_BATCH", 25)  # many batches, so that both threads write
+    writers = []
+    upsert = pull.services.location_upsert_many
+
+    def spy(**kwargs):
+        writers.append(threading.current_thread().name)
+        return upsert(**kwargs)
+
+    monkeypatch.setattr(pull.services, "location_upsert_many", spy)
+    expected = published_on(peer_server, ("DE", "DMO"))
+    summary = peer_pull(peer=peer)
+    assert summary.completed and summary.created == expected > 50
+    assert Location.objects.filter(cpo__party_id="DMO").count() == expected
+    assert len(writers) == -(-expected // 25)
+    # Each batch in one of the writing threads (which of them takes a batch is up to the scheduler).
+    assert set(writers) <= {f"ocpi-pull-write-{i}" for i in range(pull.WRITE_THREADS)}
+    assert not [t for t in threading.enumerate() if t.name.startswith("ocpi-pull-")]  # all joined
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writing_thread_that_fails_fails_the_pull(peer_server, peer, monkeypatch):
+    def broken(self, cpo, items):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(pull._Writer, "_write", broken)
+    with pytest.raises(PullError, match="database went away") as failed:
+        peer_pull(peer=peer)
+    assert failed.value.summary.completed is False
+    peer.refresh_from_db()
+    assert peer.last_pull_at is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("ocpi-pull-")]
 
 
 def test_the_guard_applies_to_a_peer_on_our_own_network(peer, settings):
