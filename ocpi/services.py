@@ -7,7 +7,8 @@ The peer's versions are read before anything is written, so that no transaction 
 
 import logging
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 
 from locations.models import Cpo
 from locations.services import cpo_create
@@ -227,8 +228,16 @@ def _party_cpo(*, peer: Peer, party: Party) -> Cpo | None:
         return linked.cpo
     cpo = Cpo.objects.filter(country_code=party.country_code, party_id=party.party_id).first()
     if cpo is None:
-        cpo, _ = cpo_create(country_code=party.country_code, party_id=party.party_id, owner_name=party.name)
-        return cpo
+        try:
+            with transaction.atomic():
+                return cpo_create(country_code=party.country_code, party_id=party.party_id,
+                                  owner_name=party.name)[0]
+        except (IntegrityError, ValidationError) as exc:
+            # Another exchange created the party meanwhile (the unique constraint caught it): it is theirs.
+            cpo = Cpo.objects.filter(country_code=party.country_code, party_id=party.party_id).first()
+            if cpo is None:
+                raise OcpiError(f"Party {party.country_code}*{party.party_id} (role CPO) cannot be added to the "
+                                f"catalogue: {exc}"[:500], status_code=INVALID_PARAMETERS) from None
     if cpo.ocpi_parties.filter(peer=peer).exists():
         return cpo
     raise OcpiError(

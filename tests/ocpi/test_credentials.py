@@ -4,8 +4,11 @@ The other platform is real: either `fake_platform` (an HTTP server on loopback a
 or this same app served by `live_server`, which then registers with itself.
 """
 
+import threading
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from locations.models import Cpo
 from locations.tokens import secret_decrypt, token_matches
@@ -255,6 +258,36 @@ class TestPartiesAreNeverHandedOver:
         assert status(response) == (200, 1000)
         assert invited_peer.parties.get().cpo is None
         assert not Cpo.objects.filter(country_code=ours[1], party_id=ours[2]).exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_new_party_created_by_a_concurrent_exchange_is_refused_not_a_500(client, invited_peer, fake_platform,
+                                                                           monkeypatch):
+    """Two peers register the same new CPO party at once: the one that commits second gets 2001, not 500."""
+    from ocpi import services
+
+    create = services.cpo_create
+
+    def racing(**kwargs):
+        def other_exchange():  # commits the party on its own connection, just before ours inserts it
+            try:
+                create(**kwargs)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=other_exchange)
+        thread.start()
+        thread.join()
+        return create(**kwargs)
+
+    monkeypatch.setattr(services, "cpo_create", racing)
+    fake_platform.serve_versions()
+    response = ocpi_post(client, URL_221, invited_peer.token_a, credentials_221(fake_platform))
+    assert status(response) == (400, 2001)
+    assert "NL*EXA" in response.json()["status_message"]
+    assert Cpo.objects.filter(country_code="NL", party_id="EXA").count() == 1
+    assert not PeerParty.objects.filter(peer=invited_peer).exists()
+    assert Peer.objects.get(pk=invited_peer.pk).state == Peer.State.INVITED
 
 
 # --- outbound: we register with a platform ---------------------------------------------------------------

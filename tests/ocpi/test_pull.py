@@ -106,7 +106,7 @@ def test_a_peer_down_mid_way_keeps_last_pull_at(peer_server, peer):
     assert peer.last_pull_at is None
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_outside_a_transaction_batches_are_written_by_the_writing_threads(peer_server, peer, monkeypatch):
     monkeypatch.setattr(pull, "WRITE_BATCH", 25)  # many batches, so that both threads write
     writers = []
@@ -127,7 +127,7 @@ def test_outside_a_transaction_batches_are_written_by_the_writing_threads(peer_s
     assert not [t for t in threading.enumerate() if t.name.startswith("ocpi-pull-")]  # all joined
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_writing_thread_that_fails_fails_the_pull(peer_server, peer, monkeypatch):
     def broken(self, cpo, items):
         raise RuntimeError("database went away")
