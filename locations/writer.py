@@ -187,31 +187,52 @@ class _Lookups:
 # and cost a third as much. The defaults are computed once per model; callable ones (`default=list`)
 # still run for every instance, so no two share a list.
 
-_BLANKS: dict[type, list[tuple[str, Any, bool]]] = {}
+_BLANKS: dict[type, tuple[dict[str, Any], list[tuple[str, Any]], list[tuple[str, Any]]]] = {}
+
+
+def _blank(model: type[models.Model]) -> tuple[dict[str, Any], list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """(the non-callable defaults by attname, the callable ones, the relations by name)."""
+    blank = _BLANKS.get(model)
+    if blank is None:
+        fields = model._meta.concrete_fields
+        blank = _BLANKS[model] = (
+            {f.attname: f.get_default() for f in fields if not (f.has_default() and callable(f.default))},
+            [(f.attname, f.default) for f in fields if f.has_default() and callable(f.default)],
+            [(f.name, f) for f in fields if f.is_relation],
+        )
+    return blank
 
 
 def _new(model: type[models.Model], **values: Any) -> models.Model:
     """`model(**values)`, faster; `values` may name relations (`evse=evse`) as well as fields."""
-    blank = _BLANKS.get(model)
-    if blank is None:
-        blank = _BLANKS[model] = [
-            (f.attname, f.default if f.has_default() and callable(f.default) else f.get_default(),
-             f.has_default() and callable(f.default))
-            for f in model._meta.concrete_fields
-        ]
+    defaults, factories, relations = _blank(model)
     if _plain(model):
         # What __init__ does with positional values, without its per-field setattr: a new instance's
         # __dict__ filled directly (no field of these models has a descriptor that does more on a new one).
         obj = model.__new__(model)
         obj._state = ModelState()
-        obj.__dict__.update([(attname, values.pop(attname) if attname in values else default() if call else default)
-                             for attname, default, call in blank])
-    else:
-        obj = model(*[values.pop(attname) if attname in values else default() if call else default
-                      for attname, default, call in blank])
-    for name, value in values.items():  # relations by object: through their descriptor, as __init__ does
-        setattr(obj, name, value)
-    return obj
+        fields = obj.__dict__
+        fields.update(defaults)
+        for attname, factory in factories:
+            fields[attname] = factory()
+        for name, field_ in relations:
+            if name in values:
+                _relate(obj, field_, values.pop(name))
+        fields.update(values)
+        return obj
+    return model(**values)
+
+
+def _relate(obj: models.Model, field_: models.ForeignKey, parent: models.Model) -> None:
+    """`obj.<field> = parent` for a new instance, as the foreign key's descriptor sets it (its database,
+    the parent's id, the cached parent), without the descriptor's checks: both are the writer's own."""
+    if obj._state.db is None:
+        obj._state.db = router.db_for_write(type(obj), instance=parent)
+    if parent._state.db is None:
+        parent._state.db = router.db_for_write(type(parent), instance=obj)
+    for local, remote in field_.related_fields:
+        obj.__dict__[local.attname] = getattr(parent, remote.attname)
+    field_.set_cached_value(obj, parent)
 
 
 _PLAIN: dict[type, bool] = {}
