@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -804,60 +805,176 @@ def locations_ocpi(*, cpos: list[Cpo] | None = None, exclude_cpos: list[Cpo] | t
                               Prefetch("evses", queryset=evses_ocpi(published_only=published_only))))
 
 
-# The same shape as plain rows (the OCPI sender's list: building model instances for a page of 100
-# locations, 200 EVSEs and 400 connectors cost more than the queries).
-OCPI_LOCATION_FIELDS = ("id", "ocpi_id", "publish", "publish_allowed_to", "name", "address", "city", "postal_code",
-                        "province", "country", "address_lat", "address_lng", "related_locations", "directions",
-                        "operator", "suboperator", "owner", "time_zone", "opening_times", "charging_when_closed",
-                        "images", "energy_mix", "last_updated")
-OCPI_EVSE_FIELDS = ("id", "location_id", "uid", "evse_id", "status", "status_schedule", "moderation", "floor_level",
-                    "evse_lat", "evse_lng", "physical_reference", "directions", "images", "last_updated")
-OCPI_CONNECTOR_FIELDS = ("id", "evse_id", "connector_id", "standard", "format", "power_type", "max_voltage",
-                         "max_amperage", "max_electric_power", "tariff_ids", "terms_and_conditions", "last_updated")
-
-
-def _codes_of(model, name: str, owner_ids: list[int]) -> dict[int, list[str]]:
-    """owner id -> the codes of its lookup `name` (in the lookups' id order, as the prefetch gives them)."""
-    field = model._meta.get_field(name)
-    owner, lookup = field.m2m_field_name(), field.m2m_reverse_field_name()
-    codes: dict[int, list[str]] = {}
-    rows = (field.remote_field.through.objects.filter(**{f"{owner}_id__in": owner_ids})
-            .order_by(f"{lookup}_id").values_list(f"{owner}_id", f"{lookup}__code"))
-    for owner_id, code in rows:
-        codes.setdefault(owner_id, []).append(code)
-    return codes
+# The same shape as plain rows, read by plain statements, for the OCPI sender's list: through the ORM (model
+# instances, or even `.values()` with its per-value converters and its IN lists of a thousand parameters)
+# a page of 1000 locations cost more than the whole JSON. The columns each row reads (`*_JSON`: JSON ones).
+OCPI_LOCATION_COLUMNS = ("id", "ocpi_id", "publish", "name", "address", "city", "postal_code", "province", "country",
+                         "address_lat", "address_lng", "time_zone", "charging_when_closed")
+OCPI_LOCATION_JSON = ("publish_allowed_to", "related_locations", "directions", "operator", "suboperator", "owner",
+                      "opening_times", "images", "energy_mix")
+OCPI_EVSE_COLUMNS = ("id", "location_id", "uid", "evse_id", "status", "floor_level", "evse_lat", "evse_lng",
+                     "physical_reference")
+OCPI_EVSE_JSON = ("status_schedule", "directions", "images")
+OCPI_CONNECTOR_COLUMNS = ("evse_id", "connector_id", "standard", "format", "power_type", "max_voltage", "max_amperage",
+                          "max_electric_power", "terms_and_conditions")
+OCPI_CONNECTOR_JSON = ("tariff_ids",)
 
 
 def location_rows_ocpi(queryset: QuerySet[Location], *, published_only: bool = True) -> list[dict]:
-    """The locations of `queryset` (ordered, sliced: a page) as dicts, each with `country_code`,
-    `party_id`, its lookups' codes (`facilities`, `parking_types`, `parking_restrictions`) and `evses`,
-    each EVSE with `capabilities`, `parking_restrictions` and `connectors`. Eight queries, whatever the
-    number of rows; `published_only` keeps EVSEs the hub has not published out."""
-    locations = list(queryset.prefetch_related(None).values(
-        *OCPI_LOCATION_FIELDS, country_code=F("cpo__country_code"), party_id=F("cpo__party_id")))
-    ids = [row["id"] for row in locations]
+    """The locations of `queryset` (a page of `locations_ocpi`, sliced) as dicts, in its order: the
+    columns of OCPI_LOCATION_COLUMNS and OCPI_LOCATION_JSON (JSON decoded), `country_code`, `party_id`,
+    `last_updated` already as OCPI writes it (`ocpi.locations.objects.timestamp_ocpi`), the codes of
+    `facilities` and `parking_types`, and `evses`: each EVSE likewise, with `capabilities`,
+    `parking_restrictions` and `connectors`. Six queries, whatever the number of rows (the page's ids,
+    the locations, their lookups, the EVSEs, theirs, the connectors); `published_only` keeps EVSEs the
+    hub has not published out."""
+    ids = list(queryset.prefetch_related(None).values_list("id", flat=True))
     if not ids:
         return []
-    location_codes = {name: _codes_of(Location, name, ids)
-                      for name in ("facilities", "parking_types", "parking_restrictions")}
-    evses = Evse.objects.filter(location_id__in=ids)
-    if published_only:
-        evses = evses.filter(moderation=Moderation.PUBLISHED)
-    evse_rows = list(evses.order_by("id").values(*OCPI_EVSE_FIELDS))
-    evse_ids = [row["id"] for row in evse_rows]
-    evse_codes = {name: _codes_of(Evse, name, evse_ids) for name in ("capabilities", "parking_restrictions")}
-    connectors: dict[int, list[dict]] = {}
-    if evse_ids:
-        for row in Connector.objects.filter(evse_id__in=evse_ids).order_by("id").values(*OCPI_CONNECTOR_FIELDS):
-            connectors.setdefault(row["evse_id"], []).append(row)
-    evses_of: dict[int, list[dict]] = {}
-    for row in evse_rows:
-        for name, codes in evse_codes.items():
-            row[name] = codes.get(row["id"], [])
-        row["connectors"] = connectors.get(row["id"], [])
-        evses_of.setdefault(row["location_id"], []).append(row)
-    for row in locations:
-        for name, codes in location_codes.items():
-            row[name] = codes.get(row["id"], [])
-        row["evses"] = evses_of.get(row["id"], [])
+    connection = connections[queryset.db]
+    sql = _ocpi_rows_sql(connection)
+    with connection.cursor() as cursor:
+        found = _ocpi_rows(cursor, sql["locations"], ids, OCPI_LOCATION_COLUMNS + ("country_code", "party_id"),
+                           OCPI_LOCATION_JSON)
+        by_id = {location["id"]: location for location in found}
+        locations = [by_id[location_id] for location_id in ids if location_id in by_id]
+        location_codes = _ocpi_codes(cursor, sql["location_codes"], ids, ("facilities", "parking_types"))
+        evses = _ocpi_rows(cursor, sql["published_evses" if published_only else "evses"], ids, OCPI_EVSE_COLUMNS,
+                           OCPI_EVSE_JSON)
+        evse_ids = [evse["id"] for evse in evses]
+        evse_codes = _ocpi_codes(cursor, sql["evse_codes"], evse_ids, ("capabilities", "parking_restrictions"))
+        connectors = _ocpi_rows(cursor, sql["connectors"], evse_ids, OCPI_CONNECTOR_COLUMNS, OCPI_CONNECTOR_JSON)
+    connectors_of: dict[int, list[dict]] = {evse_id: [] for evse_id in evse_ids}
+    for connector in connectors:
+        connectors_of[connector.pop("evse_id")].append(connector)
+    evses_of: dict[int, list[dict]] = {location_id: [] for location_id in ids}
+    for evse in evses:
+        evse_id = evse["id"]
+        evse["capabilities"], evse["parking_restrictions"] = evse_codes.get(evse_id, _NO_CODES)
+        evse["connectors"] = connectors_of[evse_id]
+        evses_of[evse["location_id"]].append(evse)
+    for location in locations:
+        location_id = location["id"]
+        location["facilities"], location["parking_types"] = location_codes.get(location_id, _NO_CODES)
+        location["evses"] = evses_of[location_id]
     return locations
+
+
+# No codes are empty tuples and an empty JSON list is None: neither is a new container (a page of 1000
+# locations would otherwise make some 20,000 empty lists, for the garbage collector to track).
+_NO_CODES = ((), ())
+
+
+def _ocpi_rows(cursor, sql: str, ids: list[int], names: tuple[str, ...], json_names: tuple[str, ...]) -> list[dict]:
+    """The rows of `sql` (its columns: `names`, `json_names`, then `last_updated`) for `ids`, as dicts."""
+    if not ids:
+        return []
+    cursor.execute(sql, [_ids_param(cursor.db.vendor, ids)])
+    n, m = len(names), len(names) + len(json_names)
+    rows = []
+    for values in cursor.fetchall():
+        row = dict(zip(names, values))
+        for name, text in zip(json_names, values[n:m]):
+            # The usual empty list as None, without parsing: the JSON leaves the field out either way.
+            row[name] = None if text is None or text == "[]" else json.loads(text)
+        stamp = values[m]
+        row["last_updated"] = (f"{stamp[:10]}T{stamp[11:]}Z" if len(stamp) == 19 and stamp[0] != "0"
+                               else _ocpi_stamp(stamp))  # whole seconds (the usual) without a call
+        rows.append(row)
+    return rows
+
+
+def _ocpi_codes(cursor, sql: str, ids: list[int], names: tuple[str, str]) -> dict[int, tuple[list, list]]:
+    """owner id -> (its codes of lookup `names[0]`, of `names[1]`), each in the lookups' id order."""
+    codes: dict[int, tuple[list, list]] = {}
+    if not ids:
+        return codes
+    cursor.execute(sql, [_ids_param(cursor.db.vendor, ids)] * 2)
+    for which, owner_id, code, _ in cursor.fetchall():
+        found = codes.get(owner_id)
+        if found is None:
+            found = codes[owner_id] = ([], [])
+        found[which].append(code)
+    return codes
+
+
+def _ocpi_stamp(text: str) -> str:
+    """A UTC timestamp as the database writes it, `YYYY-MM-DD HH:MM:SS[.ffffff]`, as OCPI's
+    `timestamp_ocpi` writes it: a `T`, fractional seconds without trailing zeros, a `Z`, and (as
+    Python's strftime) no leading zeros in a year before 1000."""
+    if len(text) > 19:
+        text = text.rstrip("0").rstrip(".")  # SQLite keeps six digits; PostgreSQL already drops the zeros
+    text = f"{text[:10]}T{text[11:]}Z"
+    return text.lstrip("0") if text[0] == "0" else text
+
+
+def _ids_param(vendor: str, ids: list[int]) -> str:
+    """`ids` as one text parameter (psycopg dumps a list of a thousand ints element by element, in Python)."""
+    text = ",".join(map(str, ids))
+    return f"{{{text}}}" if vendor == "postgresql" else f"[{text}]"
+
+
+_OCPI_ROWS_SQL: dict[str, dict[str, str]] = {}
+
+
+def _ocpi_rows_sql(connection) -> dict[str, str]:
+    """The statements of `location_rows_ocpi` for the connection's engine (made on first use); each takes
+    the owners' ids as one text parameter: an array literal in PostgreSQL, a JSON list in SQLite."""
+    found = _OCPI_ROWS_SQL.get(connection.vendor)
+    if found is not None:
+        return found
+    quote = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        def stamp(column):  # UTC whatever the session's time zone, as text (DateStyle ISO, as psycopg needs)
+            return f"({column} AT TIME ZONE 'UTC')::text"
+
+        def json_text(column):
+            return f"{column}::text"
+
+        def in_ids(column):
+            return f"{column} = ANY(%s::bigint[])"
+    else:  # SQLite (the embedded default) stores UTC datetimes and JSON as text already
+        def stamp(column):  # an expression: not a column the driver turns into a datetime by its type
+            return f"CAST({column} AS TEXT)"
+
+        def json_text(column):
+            return column
+
+        def in_ids(column):
+            return f"{column} IN (SELECT value FROM json_each(%s))"
+
+    def table(model):
+        return quote(model._meta.db_table)
+
+    def columns(alias, names, json_names, joined=()):
+        return ", ".join([*(f"{alias}.{quote(name)}" for name in names), *joined,
+                          *(json_text(f"{alias}.{quote(name)}") for name in json_names),
+                          stamp(f"{alias}.{quote('last_updated')}")])
+
+    def codes(model, names):
+        selects = []
+        for which, name in enumerate(names):
+            field = model._meta.get_field(name)
+            owner, lookup = quote(field.m2m_column_name()), quote(field.m2m_reverse_name())
+            selects.append(f"SELECT {which}, t.{owner}, k.{quote('code')}, k.{quote('id')} "
+                           f"FROM {quote(field.m2m_db_table())} t INNER JOIN {table(field.related_model)} k "
+                           f"ON k.{quote('id')} = t.{lookup} WHERE {in_ids(f't.{owner}')}")
+        return f"{' UNION ALL '.join(selects)} ORDER BY 1, 4"
+
+    cpo_columns = (f"c.{quote('country_code')}", f"c.{quote('party_id')}")
+    evses = (f"SELECT {columns('e', OCPI_EVSE_COLUMNS, OCPI_EVSE_JSON)} FROM {table(Evse)} e "
+             f"WHERE {in_ids('e.' + quote('location_id'))}")
+    found = _OCPI_ROWS_SQL[connection.vendor] = {
+        "locations": (f"SELECT {columns('l', OCPI_LOCATION_COLUMNS, OCPI_LOCATION_JSON, cpo_columns)} "
+                      f"FROM {table(Location)} l INNER JOIN {table(Cpo)} c "
+                      f"ON c.{quote('id')} = l.{quote(Location._meta.get_field('cpo').column)} "
+                      f"WHERE {in_ids('l.' + quote('id'))}"),
+        "location_codes": codes(Location, ("facilities", "parking_types")),
+        "evses": f"{evses} ORDER BY e.{quote('id')}",
+        "published_evses": (f"{evses} AND e.{quote('moderation')} = '{Moderation.PUBLISHED.value}' "
+                            f"ORDER BY e.{quote('id')}"),
+        "evse_codes": codes(Evse, ("capabilities", "parking_restrictions")),
+        "connectors": (f"SELECT {columns('n', OCPI_CONNECTOR_COLUMNS, OCPI_CONNECTOR_JSON)} FROM {table(Connector)} n "
+                       f"WHERE {in_ids('n.' + quote('evse_id'))} ORDER BY n.{quote('id')}"),
+    }
+    return found

@@ -8,8 +8,6 @@ so the same payload twice changes nothing the second time.
 
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
@@ -19,6 +17,7 @@ from django.utils import timezone
 
 from locations import signals, writer
 from locations.enums import Moderation
+from locations.memory import gc_paused
 from locations.models import Connector, Cpo, Evse, Location
 from locations.tokens import token_digest, token_new
 from locations.validation import V221, InvalidPayload, clean_connector, clean_evse, clean_location
@@ -72,27 +71,8 @@ def location_upsert_many(*, cpo: Cpo, items: Iterable[dict], version: str = V221
     With `only_given_fields=True` (a CSV has columns for some fields only) a field the item does not
     carry keeps its stored value instead of being cleared, on every level.
     """
-    with _gc_paused():
+    with gc_paused():
         return _upsert_many(cpo, items, version, replace_evses, stamped, only_given_fields)
-
-
-@contextmanager
-def _gc_paused():
-    """No cyclic garbage collection while a batch is validated and written.
-
-    A batch of 500 locations allocates some hundred thousand dicts, lists and instances that stay alive
-    until it is written; each allocation threshold reached meanwhile made the collector walk them again,
-    about a third of a pull's CPU. Nothing of a batch needs the collector (reference counting frees it);
-    collection resumes when the batch is done. Left alone when someone else paused it.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _upsert_many(cpo, items, version, replace_evses, stamped, only_given_fields):
@@ -106,7 +86,7 @@ def _upsert_many(cpo, items, version, replace_evses, stamped, only_given_fields)
             if only_given_fields:
                 clean = _given_only(clean, data, LOCATION_SOURCES)
         except InvalidPayload as exc:
-            results.append(exc)
+            results.append(exc.with_traceback(None))  # its traceback would hold this frame, and so `results`
             positions.append(None)
             continue
         change = writer.location_change(clean, replace_evses=replace_evses)

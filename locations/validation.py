@@ -243,8 +243,21 @@ def choices(allowed: frozenset[str]) -> Callable[[Any], list[str]]:
     return convert
 
 
+_TIMESTAMPS: dict[str, datetime] = {}  # raw text -> parsed: an object's EVSEs and connectors share theirs
+
+
 def timestamp(raw: Any) -> datetime:
     """OCPI DateTime: UTC, `Z` optional (absent means UTC); offsets are converted, not refused."""
+    value = _TIMESTAMPS.get(raw) if type(raw) is str else None
+    if value is None:
+        value = _timestamp(raw)
+        if len(_TIMESTAMPS) >= 4096:
+            _TIMESTAMPS.clear()
+        _TIMESTAMPS[raw] = value
+    return value
+
+
+def _timestamp(raw: Any) -> datetime:
     if not isinstance(raw, str):
         raise ValueError(f"must be an RFC 3339 timestamp string, not {raw!r}")
     match = _DATETIME.match(raw.strip())

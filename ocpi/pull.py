@@ -17,6 +17,7 @@ thread instead, so that they stay in that transaction.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import re
@@ -32,6 +33,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from locations import services
+from locations.memory import gc_paused
 from locations.models import Cpo
 from locations.tokens import secret_decrypt
 from locations.validation import InvalidPayload
@@ -42,6 +44,7 @@ from ocpi.transport import V211, ocpi_timestamp
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 500  # locations per location_upsert_many call (pages are buffered up to this)
+COLLECT_EVERY = 20  # batches between two garbage collections while the collector is paused for a pull
 WRITE_THREADS = 2  # batches written at once: one waits for the database while the other validates
 PREFETCH_PAGES = 2
 # Asked of the sender with the first page (it caps the limit at its own maximum, OCPI's X-Limit, and its
@@ -132,6 +135,7 @@ class _Writer:
         self.jobs: queue.Queue | None = None
         self.threads: list[threading.Thread] = []
         self.failure: BaseException | None = None
+        self.batches = 0
         self.parties: dict[tuple[str, str], Cpo] = {
             (party.country_code.upper(), party.party_id.upper()): party.cpo
             for party in peer.parties.select_related("cpo") if party.cpo_id and party.role.upper() == "CPO"}
@@ -220,9 +224,12 @@ class _Writer:
                 try:
                     results += services.location_upsert_many(cpo=cpo, items=[item], version=self.version)
                 except Exception as exc:
-                    results.append(exc)
+                    results.append(exc.with_traceback(None))
         with self.counting:
             self._count(results)
+            self.batches += 1
+            if self.batches % COLLECT_EVERY == 0:
+                gc.collect()  # the collector is paused for the pull (peer_pull): what a cycle holds goes here
 
     def _count(self, results: list) -> None:
         for result in results:
@@ -290,7 +297,8 @@ def peer_pull(*, peer: Peer, full: bool = False, progress: Callable[[int | None,
     if not cache.add(lock, 1, timeout=LOCK_SECONDS):
         raise PullError(f"a pull of {peer.name} is running already")
     try:
-        _pull(peer, url, summary, progress)
+        with gc_paused():  # for the whole pull: resumed per batch, the collector walked each batch's results
+            _pull(peer, url, summary, progress)
     except Exception as exc:
         summary.error = str(exc)[:500] or type(exc).__name__
         error = exc if isinstance(exc, PullError) else PullError(summary.error)

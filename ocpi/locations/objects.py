@@ -71,13 +71,15 @@ def connector_ocpi(connector: Connector, *, version: str = V221) -> dict | None:
 
 
 # --- Instances as rows: the shape of locations.selectors.location_rows_ocpi ---------------------------------
+# (`last_updated` already as OCPI text: the list reads it so from the database)
 
 def location_row(location: Location) -> dict:
     row = {name: getattr(location, name) for name in LOCATION_FIELDS}
     row.update(country_code=location.cpo.country_code, party_id=location.cpo.party_id,
                facilities=[item.code for item in location.facilities.all()],
                parking_types=[item.code for item in location.parking_types.all()],
-               evses=[evse_row(evse) for evse in location.evses.all()])
+               evses=[evse_row(evse) for evse in location.evses.all()],
+               last_updated=timestamp_ocpi(location.last_updated))
     return row
 
 
@@ -85,95 +87,135 @@ def evse_row(evse: Evse) -> dict:
     row = {name: getattr(evse, name) for name in EVSE_FIELDS}
     row.update(capabilities=[item.code for item in evse.capabilities.all()],
                parking_restrictions=[item.code for item in evse.parking_restrictions.all()],
-               connectors=[connector_row(connector) for connector in evse.connectors.all()])
+               connectors=[connector_row(connector) for connector in evse.connectors.all()],
+               last_updated=timestamp_ocpi(evse.last_updated))
     return row
 
 
 def connector_row(connector: Connector) -> dict:
-    return {name: getattr(connector, name) for name in CONNECTOR_FIELDS}
+    row = {name: getattr(connector, name) for name in CONNECTOR_FIELDS}
+    row["last_updated"] = timestamp_ocpi(connector.last_updated)
+    return row
 
 
 LOCATION_FIELDS = ("ocpi_id", "publish", "publish_allowed_to", "name", "address", "city", "postal_code", "province",
                    "country", "address_lat", "address_lng", "related_locations", "directions", "operator",
                    "suboperator", "owner", "time_zone", "opening_times", "charging_when_closed", "images",
-                   "energy_mix", "last_updated")
+                   "energy_mix")
 EVSE_FIELDS = ("uid", "evse_id", "status", "status_schedule", "moderation", "floor_level", "evse_lat", "evse_lng",
-               "physical_reference", "directions", "images", "last_updated")
+               "physical_reference", "directions", "images")
 CONNECTOR_FIELDS = ("connector_id", "standard", "format", "power_type", "max_voltage", "max_amperage",
-                    "max_electric_power", "tariff_ids", "terms_and_conditions", "last_updated")
+                    "max_electric_power", "tariff_ids", "terms_and_conditions")
 
 
 # --- Rows as OCPI JSON ----------------------------------------------------------------------------------------
+# A page of the list is up to a thousand of these, so optional fields are tested inline: an optional field
+# is left out when it has no value, which for a JSON column (it may hold anything) means one of
+# `_NOTHING` (0 and false are values), for a string column the empty string, for others None.
+
+_NOTHING = (None, "", [], {})
+
 
 def location_json(row: dict, *, version: str = V221) -> dict:
     """A location row (its `evses` already the ones to send) as OCPI JSON."""
     v211 = version == V211
-    data: dict = {}
-    if not v211:
-        data["country_code"] = row["country_code"]
-        data["party_id"] = row["party_id"]
-    data["id"] = row["ocpi_id"]
     parking_types = row["parking_types"]
     if v211:
-        data["type"] = next((LOCATION_TYPES_211[code] for code in parking_types if code in LOCATION_TYPES_211),
-                            "UNKNOWN")
+        data: dict = {"id": row["ocpi_id"], "type": next(
+            (LOCATION_TYPES_211[code] for code in parking_types if code in LOCATION_TYPES_211), "UNKNOWN")}
     else:
-        data["publish"] = row["publish"]
+        data = {"country_code": row["country_code"], "party_id": row["party_id"], "id": row["ocpi_id"],
+                "publish": row["publish"]}
         if not row["publish"] and row["publish_allowed_to"]:
             data["publish_allowed_to"] = row["publish_allowed_to"]
-    _put(data, "name", _cut(row["name"], 255))
+    value = _cut(row["name"], 255)
+    if value:
+        data["name"] = value
     data["address"] = _cut(row["address"], 45)
     data["city"] = _cut(row["city"], 45)
     if v211:
         data["postal_code"] = _cut(row["postal_code"], 10)  # required in 2.1.1, even when unknown
     else:
-        _put(data, "postal_code", _cut(row["postal_code"], 10))
-        _put(data, "state", _cut(row["province"], 20))
+        value = _cut(row["postal_code"], 10)
+        if value:
+            data["postal_code"] = value
+        value = _cut(row["province"], 20)
+        if value:
+            data["state"] = value
     data["country"] = row["country"]
     data["coordinates"] = coordinates_ocpi(row["address_lat"], row["address_lng"], version=version)
     if row["related_locations"]:
         data["related_locations"] = [_related(item, version) for item in row["related_locations"]]
     if not v211:
-        _put(data, "parking_type", next((code for code in parking_types if code in PARKING_TYPES), None))
+        for code in parking_types:
+            if code in PARKING_TYPES:
+                data["parking_type"] = code
+                break
     evses = [evse_json(evse, version=version) for evse in row["evses"]]
-    data["evses"] = [evse for evse in evses if evse is not None]
-    _put(data, "directions", row["directions"])
-    for name in ("operator", "suboperator", "owner"):
-        _put(data, name, row[name])
+    data["evses"] = [evse for evse in evses if evse is not None] if v211 else evses
+    for name in ("directions", "operator", "suboperator", "owner"):
+        value = row[name]
+        if value not in _NOTHING:
+            data[name] = value
     allowed = FACILITIES_211 if v211 else FACILITIES_221
-    _put(data, "facilities", [code for code in row["facilities"] if code in allowed])
-    _put(data, "time_zone", row["time_zone"] or (None if v211 else country_time_zone(row["country"])))
+    value = [code for code in row["facilities"] if code in allowed]
+    if value:
+        data["facilities"] = value
+    value = row["time_zone"] or (None if v211 else country_time_zone(row["country"]))
+    if value:
+        data["time_zone"] = value
     if row["opening_times"]:
         data["opening_times"] = _hours_211(row["opening_times"]) if v211 else row["opening_times"]
-    _put(data, "charging_when_closed", row["charging_when_closed"])
-    _put(data, "images", row["images"])
+    if row["charging_when_closed"] is not None:
+        data["charging_when_closed"] = row["charging_when_closed"]
+    value = row["images"]
+    if value not in _NOTHING:
+        data["images"] = value
     if row["energy_mix"]:
         data["energy_mix"] = _energy_mix_211(row["energy_mix"]) if v211 else row["energy_mix"]
-    data["last_updated"] = timestamp_ocpi(row["last_updated"])
+    data["last_updated"] = row["last_updated"]
     return data
 
 
 def evse_json(row: dict, *, version: str = V221) -> dict | None:
     v211 = version == V211
-    connectors = [connector_json(connector, version=version) for connector in row["connectors"]]
-    connectors = [connector for connector in connectors if connector is not None]
-    if v211 and not connectors:
-        return None
+    if v211:
+        connectors = [connector_json(connector, version=V211) for connector in row["connectors"]]
+        connectors = [connector for connector in connectors if connector is not None]
+        if not connectors:
+            return None
+    else:
+        connectors = [connector_json(connector) for connector in row["connectors"]]
     data: dict = {"uid": row["uid"]}
-    _put(data, "evse_id", row["evse_id"])
+    if row["evse_id"]:
+        data["evse_id"] = row["evse_id"]
     data["status"] = row["status"]
-    _put(data, "status_schedule", row["status_schedule"])
+    value = row["status_schedule"]
+    if value not in _NOTHING:
+        data["status_schedule"] = value
     allowed = CAPABILITIES_211 if v211 else CAPABILITIES_221
-    _put(data, "capabilities", [code for code in row["capabilities"] if code in allowed])
+    value = [code for code in row["capabilities"] if code in allowed]
+    if value:
+        data["capabilities"] = value
     data["connectors"] = connectors
-    _put(data, "floor_level", _cut(row["floor_level"], 4))
+    value = _cut(row["floor_level"], 4)
+    if value:
+        data["floor_level"] = value
     if row["evse_lat"] is not None and row["evse_lng"] is not None:
         data["coordinates"] = coordinates_ocpi(row["evse_lat"], row["evse_lng"], version=version)
-    _put(data, "physical_reference", _cut(row["physical_reference"], 16))
-    _put(data, "directions", row["directions"])
-    _put(data, "parking_restrictions", [code for code in row["parking_restrictions"] if code in PARKING_RESTRICTIONS])
-    _put(data, "images", row["images"])
-    data["last_updated"] = timestamp_ocpi(row["last_updated"])
+    value = _cut(row["physical_reference"], 16)
+    if value:
+        data["physical_reference"] = value
+    value = row["directions"]
+    if value not in _NOTHING:
+        data["directions"] = value
+    value = [code for code in row["parking_restrictions"] if code in PARKING_RESTRICTIONS]
+    if value:
+        data["parking_restrictions"] = value
+    value = row["images"]
+    if value not in _NOTHING:
+        data["images"] = value
+    data["last_updated"] = row["last_updated"]
     return data
 
 
@@ -190,10 +232,14 @@ def connector_json(row: dict, *, version: str = V221) -> dict | None:
         data = {"id": row["connector_id"], "standard": row["standard"], "format": row["format"],
                 "power_type": row["power_type"], "max_voltage": row["max_voltage"],
                 "max_amperage": row["max_amperage"]}
-        _put(data, "max_electric_power", row["max_electric_power"])
-        _put(data, "tariff_ids", row["tariff_ids"])
-    _put(data, "terms_and_conditions", row["terms_and_conditions"])
-    data["last_updated"] = timestamp_ocpi(row["last_updated"])
+        if row["max_electric_power"] is not None:
+            data["max_electric_power"] = row["max_electric_power"]
+        value = row["tariff_ids"]
+        if value not in _NOTHING:
+            data["tariff_ids"] = value
+    if row["terms_and_conditions"]:
+        data["terms_and_conditions"] = row["terms_and_conditions"]
+    data["last_updated"] = row["last_updated"]
     return data
 
 
@@ -208,7 +254,10 @@ def coordinate_ocpi(value: float | str, version: str = V221) -> str:
     value = float(value)
     if version == V211:
         return f"{value:.6f}"
-    text = f"{value:.7f}".rstrip("0")
+    text = f"{value:.7f}"
+    if text[-8:-7] == ".":  # a number: at most two zeros to drop
+        return text[:-2] if text[-2:] == "00" else text[:-1] if text[-1] == "0" else text
+    text = text.rstrip("0")
     whole, _, decimals = text.partition(".")
     return f"{whole}.{decimals.ljust(5, '0')}"
 
@@ -249,11 +298,6 @@ def _cut(value: str | None, length: int) -> str:
     if not value:
         return ""
     return value if len(value) <= length else value[:length].rstrip(" ,;-")
-
-
-def _put(data: dict, name: str, value) -> None:
-    if value not in (None, "", [], {}):
-        data[name] = value
 
 
 def _related(item: dict, version: str) -> dict:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from locations.memory import gc_paused
 from locations.selectors import location_rows_ocpi, locations_ocpi
 from ocpi.locations.objects import V211, location_json
 from ocpi.locations.paths import object_below, object_id, unknown
-from ocpi.transport import CLIENT_ERROR, OcpiError, OcpiView, envelope, page_headers, page_params
+from ocpi.transport import (CLIENT_ERROR, EncodedList, OcpiError, OcpiView, envelope, json_text, page_headers,
+                            page_params)
 
 
 class LocationsSenderView(OcpiView):
@@ -34,14 +36,18 @@ class LocationsSenderView(OcpiView):
         page = page_params(request)
         locations = self._visible(date_from=page.date_from, date_to=page.date_to)
         total = locations.count()
-        rows = []
+        data = EncodedList()
         if page.limit and page.offset < total:
-            # The page's ids first, from the covering index alone (the OFFSET skips index entries, not
-            # rows and joins), then the rows of those ids only.
-            ids = list(locations.values_list("id", flat=True)[page.offset:page.offset + page.limit])
-            rows = location_rows_ocpi(locations.filter(id__in=ids))
-        data = [location_json(row, version=self.version) for row in rows]
+            with gc_paused():  # the page's rows and dicts are freed when _page returns, before it resumes
+                data = self._page(locations[page.offset:page.offset + page.limit])
         return envelope(data, headers=page_headers(request, page, total, len(data)))
+
+    def _page(self, locations) -> EncodedList:
+        # The page's ids first, from the covering index alone (the OFFSET skips index entries, not rows
+        # and joins), then the rows of those ids only: location_rows_ocpi reads them so. Each location
+        # is encoded at once, so that its dicts do not outlive it.
+        rows = location_rows_ocpi(locations)
+        return EncodedList(json_text(location_json(row, version=self.version)) for row in rows)
 
     def _location(self, request, location_id: str):
         """Location ids are unique per CPO only: the OCPI-to-* routing headers name the CPO where two share one."""
@@ -57,3 +63,4 @@ class LocationsSenderView(OcpiView):
             raise OcpiError(f"Location {location_id!r} exists at several CPOs ({parties}, ...): name one with the "
                             "OCPI-to-country-code and OCPI-to-party-id headers", status_code=CLIENT_ERROR)
         return found[0]
+

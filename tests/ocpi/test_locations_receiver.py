@@ -3,9 +3,11 @@
 import copy
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from locations.models import Connector, Evse, Location
-from ocpi.models import Peer
+from ocpi.models import OutboxEntry, Peer, PeerParty
 from tests.conftest import location_payload
 from tests.ocpi.locations_fixtures import (  # noqa: F401  (fixtures)
     V211,
@@ -270,3 +272,23 @@ def test_the_same_payload_in_either_receiver_never_500s(alpha, alpha_peer):
     response = alpha_peer.as_version(V211).put("/ocpi/2.1.1/emsp/locations/DE/ALP/LOC1",
                                               copy.deepcopy(location_payload(alpha)))
     assert "voltage" in refused(response, 400, 2001)["status_message"]
+
+
+# --- cost: what a PUT asks the database --------------------------------------------------------------
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL's round trips (SQLite has none)")
+def test_a_location_put_asks_the_database_a_fixed_few_things(alpha, alpha_peer, django_capture_on_commit_callbacks):
+    """A CPO pushes each change of each location: the OCPI layer adds to the write one authentication and,
+    after the commit, one look for peers to push to (none here); the write itself is the service's."""
+    payload = location_payload(alpha)
+    payload["evses"].append({**copy.deepcopy(payload["evses"][0]), "uid": "LOC1-E2", "evse_id": "DE*ALP*E2"})
+    for status, stamp in ((201, "2024-05-01T10:00:00Z"), (200, "2024-05-02T10:00:00Z")):
+        payload["last_updated"] = stamp
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+            ok(alpha_peer.put(f"{ALPHA}/LOC1", payload), status)
+        ours = [query["sql"] for query in queries.captured_queries
+                if any(f'"{model._meta.db_table}"' in query["sql"] for model in (Peer, PeerParty, OutboxEntry))]
+        assert len(ours) == 2, ours  # the caller (peer, parties, CPOs) in one batch; the receiving peers
+        # The whole PUT, savepoint included (BEGIN/COMMIT when served): no query per EVSE or connector
+        # (9 to create, 10 to replace when this was written).
+        assert len(queries.captured_queries) <= 10, [query["sql"][:80] for query in queries.captured_queries]

@@ -15,7 +15,7 @@ from locations import services
 from locations.models import Location
 from locations.tokens import token_new
 from ocpi import push
-from ocpi.models import OutboxEntry
+from ocpi.models import OutboxEntry, Peer
 from tests.conftest import location_payload
 from tests.ocpi.peer_server import evhub_servers, peer_connected_here, peer_server  # noqa: F401
 
@@ -167,3 +167,39 @@ def test_a_batch_writes_its_entries_in_one_statement(peer, alpha_pub, django_cap
     assert len(inserts) == 1
     assert OutboxEntry.objects.filter(peer=peer).count() == 5
     celery_app.control.purge()
+
+
+def _peer(name: str, state: str = "CONNECTED", endpoints: dict | None = None, roles: list | None = None) -> Peer:
+    return Peer.objects.create(name=name, state=state, endpoints=endpoints or {}, roles=roles or [])
+
+
+def test_receiving_peers_are_the_connected_ones_with_a_locations_receiver(db):
+    receiver = {"locations": {"RECEIVER": "https://emsp.example/ocpi/2.2.1/locations"}}
+    old = {"locations": {"ANY": "https://old.example/ocpi/2.1.1/locations"}}
+    wanted = {_peer("2.2.1 eMSP", endpoints=receiver, roles=[{"role": "EMSP"}]).pk,
+              _peer("2.1.1 eMSP", endpoints=old, roles=[{"role": "emsp", "party_id": "EMS"}]).pk,
+              _peer("2.1.1 no roles", endpoints=old).pk}
+    _peer("2.1.1 CPO: its endpoint is its sender", endpoints=old, roles=[{"role": "CPO"}])
+    _peer("sender only", endpoints={"locations": {"SENDER": "https://cpo.example/locations"}})
+    _peer("suspended", state=Peer.State.SUSPENDED, endpoints=receiver)
+    _peer("invited", state=Peer.State.INVITED, endpoints=receiver)
+    with CaptureQueriesContext(connection) as queries:
+        peers = push.receiving_peers()
+    assert {peer.pk for peer in peers} == wanted and len(queries) == 1
+    assert all(push.receiver_url(peer) for peer in peers)
+
+
+def test_a_peer_connected_meanwhile_gets_the_next_change(alpha_pub):
+    """Read after every write, never kept: a peer connected by another process (another row here, no
+    signal) is written for at once; and no receiving peer costs one query, not an INSERT."""
+    location = upsert(alpha_pub, "NEXT1", "2024-06-01T10:00:00Z").instance
+    with CaptureQueriesContext(connection) as queries:
+        assert push.outbox_write(location_ids=[location.pk]) == []
+    assert len(queries) == 1
+    peer = _peer("connected meanwhile", endpoints={"locations": {"RECEIVER": "https://emsp.example/locations"}})
+    with CaptureQueriesContext(connection) as queries:
+        assert push.outbox_write(location_ids=[location.pk]) == [peer.pk]
+    assert len(queries) == 2  # the receiving peers, then one INSERT ... SELECT
+    Peer.objects.filter(pk=peer.pk).update(state=Peer.State.SUSPENDED)
+    assert push.outbox_write(location_ids=[location.pk]) == []
+    assert OutboxEntry.objects.filter(peer=peer).count() == 1

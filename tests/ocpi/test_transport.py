@@ -10,13 +10,17 @@ import re
 import uuid
 
 import pytest
-from django.test import Client
+from django.db import connection
+from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.urls import path
 
 from config.errors import json_not_found, json_server_error
 from config.urls import urlpatterns as config_urlpatterns
-from ocpi.models import Peer
-from ocpi.transport import OcpiView, envelope, json_body
+from locations.models import Cpo
+from locations.tokens import token_digest
+from ocpi.models import Peer, PeerParty
+from ocpi.transport import OcpiView, caller_authenticate, envelope, json_body
 from tests.ocpi.conftest import V211, ocpi_auth, ocpi_get, ocpi_patch, ocpi_post
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +100,60 @@ def test_token_a_is_refused_on_functional_modules(client, invited_peer, connecte
 @tiny
 def test_a_cpo_of_ours_is_recognised_by_its_token_c(client, alpha):
     assert ocpi_get(client, "/ocpi/2.2.1/tiny", alpha.token_c).json()["data"] == {"kind": "CPO"}
+
+
+def _authenticate(token: str, *, allow_token_a: bool = False, plain: bool = False):
+    header = f"Token {token if plain else base64.b64encode(token.encode()).decode()}"
+    return caller_authenticate(RequestFactory().get("/", HTTP_AUTHORIZATION=header), allow_token_a=allow_token_a)
+
+
+def _same_row(instance, model) -> bool:
+    stored = model.objects.get(pk=instance.pk)
+    return all(getattr(instance, f.attname) == getattr(stored, f.attname) for f in model._meta.concrete_fields)
+
+
+def test_authentication_is_one_round_trip_whoever_calls(connected_peer, invited_peer, alpha):
+    """On every request: a peer with its parties and their CPOs, a CPO by token C, a peer by token A."""
+    lonely = Peer.objects.create(name="No parties", state=Peer.State.CONNECTED, token_in_digest=token_digest("lonely"),
+                                 endpoints={"locations": {"RECEIVER": "https://x.example/r"}}, roles=[{"role": "EMSP"}])
+    per_call = 1 if connection.vendor == "postgresql" else 3  # PostgreSQL gets the three lookups as one batch
+    for token, kind, allow_token_a in ((connected_peer.token, "PEER", False), ("lonely", "PEER", False),
+                                       (alpha.token_c, "CPO", False), (invited_peer.token_a, "A", True)):
+        with CaptureQueriesContext(connection) as queries:
+            caller = _authenticate(token, allow_token_a=allow_token_a)
+            if kind != "A":  # token A opens credentials only, which need no parties
+                caller.cpo_parties()  # read with the caller, no query of its own
+        assert (caller.kind, caller.token, len(queries)) == (kind, token, per_call)
+    # What is read is what the ORM reads (JSON decoded, aware datetimes), with the relations in place.
+    caller = _authenticate(connected_peer.token)
+    assert caller.peer == connected_peer and caller.cpo_parties() == [alpha]
+    assert _same_row(caller.peer, Peer) and _same_row(caller.parties[0], PeerParty)
+    assert _same_row(caller.cpo_parties()[0], Cpo) and caller.parties[0].peer is caller.peer
+    caller = _authenticate("lonely")
+    assert (caller.peer, caller.parties) == (lonely, []) and _same_row(caller.peer, Peer)
+    assert caller.peer.endpoints == {"locations": {"RECEIVER": "https://x.example/r"}}
+    cpo = _authenticate(alpha.token_c).cpo
+    assert cpo == alpha and _same_row(cpo, Cpo)
+    assert _authenticate(invited_peer.token_a, allow_token_a=True).peer == invited_peer
+
+
+def test_a_peer_disconnected_or_rotated_elsewhere_is_refused_at_once(client, connected_peer):
+    """Nothing of a caller is kept between requests: another process's change counts for the next one."""
+    assert _authenticate(connected_peer.token).peer == connected_peer
+    Peer.objects.filter(pk=connected_peer.pk).update(token_in_digest=token_digest("rotated"))
+    assert_envelope(ocpi_get(client, VERSIONS, connected_peer.token), 401, 2000)
+    assert _authenticate("rotated").peer == connected_peer
+    Peer.objects.filter(pk=connected_peer.pk).update(state=Peer.State.SUSPENDED)
+    assert_envelope(ocpi_get(client, VERSIONS, "rotated"), 401, 2000)
+
+
+def test_the_first_token_candidate_that_names_a_caller_decides(alpha, connected_peer):
+    """base64 of a peer's token that is, as sent, a CPO's token C: the decoded (2.2.1) reading wins."""
+    sent = base64.b64encode(connected_peer.token.encode()).decode()
+    Cpo.objects.filter(pk=alpha.pk).update(token_c_digest=token_digest(sent))
+    assert _authenticate(sent, plain=True).kind == "PEER"
+    Peer.objects.filter(pk=connected_peer.pk).update(state=Peer.State.SUSPENDED)
+    assert _authenticate(sent, plain=True).kind == "CPO"
 
 
 # --- the envelope and the headers --------------------------------------------------------------------------
