@@ -8,7 +8,7 @@ Link pages and writes them through `location_upsert_many`, as `manage.py ocpi_pu
 
 Target: >= 3,000 locations/s for 100,000 locations.
 
-    .venv/bin/python bench/bench_ocpi_pull.py [COUNT] [--page-limit 100] [--keep] [--profile]
+    .venv/bin/python bench/bench_ocpi_pull.py [COUNT] [--page-limit 1000] [--keep] [--profile]
 
 Needs DATABASE_URL naming PostgreSQL (its role may create databases); both bench databases are
 dropped at the end unless --keep.
@@ -39,7 +39,8 @@ TARGET = 3000.0
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, default=100_000)
-    parser.add_argument("--page-limit", type=int, default=100, help="the sender's OCPI page size (X-Limit)")
+    parser.add_argument("--page-limit", type=int, default=1000,
+                        help="the largest page the sender serves (EVHUB_OCPI_PAGE_LIMIT; its default: 1000)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the sender")
     parser.add_argument("--keep", action="store_true", help="keep both bench databases")
     parser.add_argument("--profile", action="store_true", help="cProfile the pulling thread")

@@ -206,8 +206,7 @@ class Evse(models.Model):
 
 
 class Connector(models.Model):
-    evse = models.ForeignKey(Evse, on_delete=models.CASCADE, related_name="connectors",
-                             db_index=False)  # connector_unique_per_evse (evse, connector_id) serves it
+    evse = models.ForeignKey(Evse, on_delete=models.CASCADE, related_name="connectors")
     connector_id = models.CharField("OCPI id", max_length=36)
     standard = models.CharField(max_length=32, help_text="OCPI ConnectorType.")
     connector_type = models.ForeignKey(

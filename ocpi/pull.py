@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 500  # locations per location_upsert_many call (pages are buffered up to this)
 COLLECT_EVERY = 20  # batches between two garbage collections while the collector is paused for a pull
-WRITE_THREADS = 2  # batches written at once: one waits for the database while the other validates
+WRITE_THREADS = 3  # batches written at once: one waits for the database while the other validates
 PREFETCH_PAGES = 2
 # Asked of the sender with the first page (it caps the limit at its own maximum, OCPI's X-Limit, and its
 # Links carry the limit it chose): fewer, bigger pages where the peer allows them.

@@ -372,10 +372,11 @@ class Page:
 
 
 def page_params(request) -> Page:
-    """offset, limit (capped at OCPI_PAGE_LIMIT), date_from (inclusive), date_to (exclusive)."""
+    """offset, limit (OCPI_PAGE_SIZE when not given, capped at OCPI_PAGE_LIMIT), date_from (inclusive),
+    date_to (exclusive)."""
     cap = settings.OCPI_PAGE_LIMIT
     offset = _int_param(request, "offset", 0)
-    limit = min(_int_param(request, "limit", cap), cap)
+    limit = min(_int_param(request, "limit", min(settings.OCPI_PAGE_SIZE, cap)), cap)
     return Page(offset=offset, limit=limit, date_from=_datetime_param(request, "date_from"),
                 date_to=_datetime_param(request, "date_to"))
 

@@ -70,7 +70,8 @@ def base_env(*, database: str, var_dir: Path) -> dict:
            if not key.startswith(("EVHUB_", "DATABASE_", "REDIS_", "CELERY_", "PYTEST", "DJANGO_"))}
     var_dir.mkdir(parents=True, exist_ok=True)
     env.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL=_database_url(database),
-               EVHUB_VAR_DIR=str(var_dir), EVHUB_OCPI_ALLOWED_NETWORKS="127.0.0.0/8", EVHUB_OCPI_RETRIES="0", EVHUB_OCPI_READ_TIMEOUT="20", PYTHONUNBUFFERED="1")
+               EVHUB_VAR_DIR=str(var_dir), EVHUB_OCPI_ALLOWED_NETWORKS="127.0.0.0/8", EVHUB_OCPI_RETRIES="0", EVHUB_OCPI_READ_TIMEOUT="20", PYTHONUNBUFFERED="1",
+               EVHUB_OCPI_PAGE_LIMIT="100")  # pulls of the demo's 404 locations take several pages
     return env
 
 

@@ -209,6 +209,16 @@ def test_limit_is_capped_by_the_server(alpha, emsp_peer, settings):
     assert emsp_peer.get(URL).headers["X-Limit"] == "3"
 
 
+def test_without_a_limit_a_page_is_the_default_size_and_a_peer_may_ask_up_to_the_cap(alpha, emsp_peer, settings):
+    settings.OCPI_PAGE_SIZE, settings.OCPI_PAGE_LIMIT = 2, 4
+    series(alpha, 5)
+    default = emsp_peer.get(URL)
+    assert len(ids(default)) == 2 and default.headers["X-Limit"] == "2"
+    asked = emsp_peer.get(URL, limit=4)
+    assert len(ids(asked)) == 4 and asked.headers["X-Limit"] == "4"
+    assert next_link(asked) == {"offset": "4", "limit": "4"}
+
+
 def test_date_from_inclusive_date_to_exclusive_and_kept_in_the_link(alpha, emsp_peer):
     series(alpha, 5)
     response = emsp_peer.get(URL, date_from=stamp(1), date_to=stamp(4), limit=2)
