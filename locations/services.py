@@ -157,7 +157,10 @@ def _apply_with_retry(cpo: Cpo, changes: list[writer.LocationChange]) -> None:
         with transaction.atomic():
             writer.changes_apply(cpo=cpo, changes=changes)
     except IntegrityError:
-        # A concurrent writer created one of these locations first: replay as updates of its rows.
+        # A concurrent writer created one of these locations first: replay as updates of its rows. Or a
+        # lookup code was deleted elsewhere while this process had its id cached: replay with the tables
+        # read again.
+        writer.lookups_forget()
         for change in changes:
             change.outcome = writer.Outcome()
         with transaction.atomic():

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import operator
+import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
 from typing import Any, Iterable, Iterator
 
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
+from django.db.models import signals as model_signals
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -111,15 +113,23 @@ def location_change(clean: dict, *, partial: bool = False, replace_evses: bool =
     )
 
 
-# --- Lookup codes: tiny tables, cached per process, checked once per batch ----------------------------
+# --- Lookup codes: tiny tables, cached per process, checked at most every LOOKUP_RECHECK_SECONDS -------
 # Operators may delete and re-add a code in the admin (and tests flush and reseed the tables): a cached id
 # of a deleted row would fail the whole batch on a foreign key. So the cached maps are used only while a
 # fingerprint of all the lookup tables (every id with its code, hashed by the database: one row, one
 # query for all six tables) is the one they were read under; otherwise all six are read again, in one
-# query as well. The check runs once per batch, and only in a batch that needs a code.
+# query as well. The fingerprint is asked at most every LOOKUP_RECHECK_SECONDS, by a batch that needs a
+# code (it was a fifteenth of a location PUT's CPU, and a round trip); in between:
+# - a change through the ORM in this process (the admin, a test) drops the maps at once (signals below);
+# - a code the maps do not know reads the tables again before it is refused (a code just added);
+# - a batch that fails on a foreign key (a code deleted elsewhere) is replayed with the tables read again
+#   (services._apply_with_retry).
+# What is left is a code renamed elsewhere being written under its old id for at most that long.
 
 LOOKUP_MODELS = (ConnectorType, Facility, ParkingTypeCode, ParkingRestriction, Capability, PaymentType)
-_LOOKUP_CACHE: dict[str, tuple[Any, dict[type, dict[str, int]]]] = {}  # alias -> (fingerprint, maps)
+LOOKUP_RECHECK_SECONDS = 2.0
+# alias -> (fingerprint, maps, when the fingerprint was last asked: time.monotonic())
+_LOOKUP_CACHE: dict[str, tuple[Any, dict[type, dict[str, int]], float]] = {}
 
 
 def _lookup_union(alias: str) -> str:
@@ -154,18 +164,41 @@ def lookups_forget() -> None:
     _LOOKUP_CACHE.clear()
 
 
+# Databases where this process changed a lookup table in a transaction that has not committed (yet): maps
+# read meanwhile may hold ids that a rollback undoes, so there the fingerprint is asked by every batch,
+# as long as no commit of a lookup change follows.
+_UNCOMMITTED: set[str] = set()
+
+
+def _lookups_changed(sender, using: str, **kwargs) -> None:
+    lookups_forget()
+    if connections[using].in_atomic_block:
+        _UNCOMMITTED.add(using)
+        transaction.on_commit(lambda: _UNCOMMITTED.discard(using), using=using)
+
+
+for _model in LOOKUP_MODELS:
+    for _signal in (model_signals.post_save, model_signals.post_delete):
+        _signal.connect(_lookups_changed, sender=_model, weak=False, dispatch_uid=f"lookups_changed_{_model.__name__}")
+
+
 class _Lookups:
     def __init__(self) -> None:
         self.ids: dict[type, dict[str, int]] | None = None
+        self.rechecked = False
 
-    def _load(self) -> dict[type, dict[str, int]]:
+    def _load(self, *, recheck: bool = False) -> dict[type, dict[str, int]]:
         alias = router.db_for_read(ConnectorType)
-        fingerprint = _lookup_fingerprint(alias)
         cached = _LOOKUP_CACHE.get(alias)
-        if cached is None or cached[0] != fingerprint:
-            # Read after the fingerprint: as new as it or newer; if newer, the next check reads them again.
-            cached = _LOOKUP_CACHE[alias] = (fingerprint, _lookup_maps(alias))
-        return cached[1]
+        if (cached is not None and not recheck and alias not in _UNCOMMITTED
+                and time.monotonic() - cached[2] < LOOKUP_RECHECK_SECONDS):
+            return cached[1]
+        asked = time.monotonic()
+        fingerprint = _lookup_fingerprint(alias)
+        # Read after the fingerprint: as new as it or newer; if newer, the next check reads them again.
+        maps = cached[1] if cached is not None and cached[0] == fingerprint else _lookup_maps(alias)
+        _LOOKUP_CACHE[alias] = (fingerprint, maps, asked)
+        return maps
 
     def __call__(self, model: type[models.Model], codes: list[str], field_name: str) -> list[int]:
         if self.ids is None:
@@ -175,6 +208,10 @@ class _Lookups:
             return [known[code] for code in codes]
         except KeyError:
             pass
+        if not self.rechecked:  # added since the maps were read?
+            self.rechecked = True
+            self.ids = self._load(recheck=True)
+            known = self.ids[model]
         unknown = sorted(set(codes) - set(known))
         if unknown:
             raise InvalidPayload({field_name: f"unknown codes: {', '.join(unknown)}"})
@@ -246,7 +283,6 @@ def _plain(model: type[models.Model]) -> bool:
     cached object, which a new instance has not): its instances may be built by filling their __dict__."""
     plain = _PLAIN.get(model)
     if plain is None:
-        from django.db.models import signals as model_signals
         from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 
         plain = not (model_signals.pre_init.has_listeners(model) or model_signals.post_init.has_listeners(model)) \

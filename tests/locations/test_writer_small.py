@@ -65,3 +65,40 @@ def test_the_lookup_cache_notices_codes_deleted_and_added(alpha):
     Facility.objects.create(code="WIFI")
     result = services.location_upsert(cpo=alpha, data=location_payload(alpha, "L3", facilities=["WIFI"]))
     assert list(result.instance.facilities.values_list("code", flat=True)) == ["WIFI"]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_code_replaced_by_another_process_is_noticed_by_the_next_write(alpha, monkeypatch):
+    """No signal reaches this process when another one changes a lookup table, and the fingerprint is
+    asked at most every few seconds: the write fails on the foreign key and is replayed with the tables
+    read again."""
+    monkeypatch.setattr(writer, "LOOKUP_RECHECK_SECONDS", 3600.0)  # the cached maps are fresh throughout
+    monkeypatch.setattr(writer, "_UNCOMMITTED", set())
+    services.location_upsert(cpo=alpha, data=location_payload(alpha, "L1", facilities=["CAFE"]))
+    facility, through = Facility._meta.db_table, Location.facilities.through._meta.db_table
+    with connection.cursor() as cursor:  # as another process would: plain SQL, no signal
+        cursor.execute(f"DELETE FROM {through} WHERE facility_id IN (SELECT id FROM {facility} WHERE code = 'CAFE')")
+        cursor.execute(f"DELETE FROM {facility} WHERE code = 'CAFE'")
+        cursor.execute(f"INSERT INTO {facility} (code, description) VALUES ('CAFE', 'added elsewhere')")
+    result = services.location_upsert(cpo=alpha, data=location_payload(alpha, "L2", facilities=["CAFE"]))
+    assert list(result.instance.facilities.values_list("description", flat=True)) == ["added elsewhere"]
+
+
+def test_a_lookup_change_rolled_back_makes_every_batch_check_the_tables(alpha, monkeypatch):
+    monkeypatch.setattr(writer, "_UNCOMMITTED", set())
+    Facility.objects.create(code="NEW-IN-THIS-TRANSACTION")  # the test's transaction never commits
+    assert connection.alias in writer._UNCOMMITTED
+    services.location_upsert(cpo=alpha, data=location_payload(alpha, "L1", facilities=["CAFE"]))
+    with CaptureQueriesContext(connection) as queries:
+        services.location_upsert(cpo=alpha, data=location_payload(alpha, "L2", facilities=["CAFE"]))
+    assert [q for q in queries.captured_queries if "UNION ALL" in str(q["sql"])]  # the fingerprint, asked again
+
+
+def test_the_lookup_tables_are_not_read_again_within_the_recheck_interval(alpha, monkeypatch):
+    # An earlier test's rolled-back change of a lookup table makes this process check every batch.
+    monkeypatch.setattr(writer, "_UNCOMMITTED", set())
+    services.location_upsert(cpo=alpha, data=location_payload(alpha, "L1", facilities=["CAFE"]))
+    with CaptureQueriesContext(connection) as queries:
+        services.location_upsert(cpo=alpha, data=location_payload(alpha, "L2", facilities=["CAFE"]))
+    assert not [q for q in queries.captured_queries if "locations_facility" in str(q["sql"]).split("JOIN")[0]
+                and "UNION ALL" in str(q["sql"])]
