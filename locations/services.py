@@ -238,14 +238,23 @@ def _apply_one(cpo: Cpo, change: writer.LocationChange, target) -> UpsertResult:
 # --- Moderation (the hub's review before drivers and eMSPs see an object) ---------------------------
 
 def location_moderate(*, location: Location, moderation: str, with_evses: bool = True) -> Location:
-    """Publish or unpublish a location (and by default its EVSEs) for drivers' apps and eMSPs."""
+    """Publish or unpublish a location (and by default its EVSEs) for drivers' apps and eMSPs.
+
+    A published location taken out is announced as withdrawn (`locations_withdrawn`) rather than
+    changed. `last_updated` stays the CPO's: it is what later updates of the CPO are compared with."""
     moderation = Moderation(moderation)
+    now = timezone.now()
     with transaction.atomic():
-        Location.objects.filter(pk=location.pk).update(moderation=moderation, date_modified=timezone.now())
+        was = Location.objects.select_for_update().values_list("moderation", flat=True).get(pk=location.pk)
+        unpublished = was == Moderation.PUBLISHED and moderation != Moderation.PUBLISHED
+        Location.objects.filter(pk=location.pk).update(moderation=moderation, date_modified=now)
         if with_evses:
-            location.evses.exclude(moderation=moderation).update(moderation=moderation, date_modified=timezone.now())
+            location.evses.exclude(moderation=moderation).update(moderation=moderation, date_modified=now)
         location.moderation = moderation
-        signals.send_locations_changed([location.pk])
+        if unpublished:
+            signals.send_locations_withdrawn([location.pk])
+        else:
+            signals.send_locations_changed([location.pk])
     return location
 
 

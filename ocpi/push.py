@@ -3,6 +3,8 @@
 1. `locations_changed` (sent after the change commits, once per write batch) -> `outbox_write`: one
    statement writes an OutboxEntry per connected peer that has a locations RECEIVER endpoint and does
    not own the location's party, for published locations only; then the peer is kicked.
+   `locations_withdrawn` (the hub unpublished them) writes entries the same way for locations no longer
+   published; such a location goes out with every EVSE REMOVED (OCPI has no DELETE of a location).
 2. A kick enqueues `ocpi.push_peer` for the peer, at most one waiting task per peer (a flag in the
    shared cache, cleared when the task starts), so an import of 25,000 locations makes a handful of
    tasks, not 25,000.
@@ -99,8 +101,9 @@ def receiving_peers() -> list[Peer]:
     return peers
 
 
-def outbox_write(*, location_ids: list[int], peers: list[Peer] | None = None) -> list[int]:
-    """One entry per receiving peer for each published location; returns the ids of the peers written for.
+def outbox_write(*, location_ids: list[int], peers: list[Peer] | None = None, withdrawn: bool = False) -> list[int]:
+    """One entry per receiving peer for each published location (each location, `withdrawn`: they were
+    published until now); returns the ids of the peers written for.
 
     One INSERT ... SELECT checks the moderation and the party's owner and writes the entries (none
     when no peer receives), for all the locations of a write batch."""
@@ -112,18 +115,19 @@ def outbox_write(*, location_ids: list[int], peers: list[Peer] | None = None) ->
     sql = (
         f"INSERT INTO {outbox} (peer_id, location_id, date_created, attempts, last_error) "
         f"SELECT p.id, l.id, %s, 0, '' FROM {location} l, {Peer._meta.db_table} p "
-        f"WHERE l.id IN ({location_marks}) AND l.moderation = %s AND p.id IN ({peer_marks}) "
+        f"WHERE l.id IN ({location_marks}) AND (l.moderation = %s OR %s) AND p.id IN ({peer_marks}) "
         f"AND NOT EXISTS (SELECT 1 FROM {party} pp WHERE pp.peer_id = p.id AND pp.cpo_id = l.cpo_id) "
         f"ORDER BY l.id, p.id RETURNING peer_id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [timezone.now(), *location_ids, Moderation.PUBLISHED, *[peer.pk for peer in peers]])
+        cursor.execute(sql, [timezone.now(), *location_ids, Moderation.PUBLISHED, withdrawn,
+                             *[peer.pk for peer in peers]])
         return sorted({row[0] for row in cursor.fetchall()})
 
 
-def _outbox_write_and_kick(location_ids: list[int]) -> None:
+def _outbox_write_and_kick(location_ids: list[int], withdrawn: bool = False) -> None:
     try:
-        for peer_id in outbox_write(location_ids=location_ids):
+        for peer_id in outbox_write(location_ids=location_ids, withdrawn=withdrawn):
             push_kick(peer_id=peer_id)
     except Exception:
         logger.exception("Outbox entries for %s locations could not be written", len(location_ids))
@@ -134,6 +138,11 @@ def on_locations_changed(sender, location_ids: list[int], **kwargs) -> None:
     so a batch's entries are one statement. A failure here must not break the write that sent it (it
     is already committed): it is logged, and the next change or a pull repairs it."""
     _outbox_write_and_kick(location_ids)
+
+
+def on_locations_withdrawn(sender, location_ids: list[int], **kwargs) -> None:
+    """Receiver of `locations.signals.locations_withdrawn`: the hub took these out of publication."""
+    _outbox_write_and_kick(location_ids, withdrawn=True)
 
 
 # --- 2. kicking a peer's delivery ------------------------------------------------------------------------
@@ -228,13 +237,17 @@ def _deliver(peer: Peer, result: PushResult) -> None:
             order.setdefault(location_id, []).append(entry_id)
         locations = {loc.pk: loc for loc in selectors.locations_ocpi(
             published_only=True, publish_flag_only=peer.version == V211).filter(pk__in=list(order))}
+        gone = [location_id for location_id in order if location_id not in locations]
+        # Out of publication since: what the peer may have is withdrawn (so loaded whatever its state).
+        withdrawn = {loc.pk: loc for loc in selectors.locations_ocpi(published_only=False).filter(pk__in=gone)
+                     } if gone else {}
         for location_id, entry_ids in order.items():
             location = locations.get(location_id)
-            if location is None:  # unpublished since: nothing of it may go out
-                _mark_delivered(entry_ids, error="not published any more: not sent")
+            if location is None and location_id not in withdrawn:
+                _mark_delivered(entry_ids, error="deleted: not sent")
                 result.delivered += len(entry_ids)
                 continue
-            error = _put(client, url, location, peer.version)
+            error = _put(client, url, location or withdrawn[location_id], peer.version, withdrawn=location is None)
             if error:
                 _mark_failed(entry_ids, error)
                 result.failed = error
@@ -245,13 +258,15 @@ def _deliver(peer: Peer, result: PushResult) -> None:
     result.more = True
 
 
-def _put(client: OcpiClient, url: str, location: Location, version: str) -> str:
-    """'' when the peer accepted the location, else why not."""
-    from ocpi.locations import location_ocpi
+def _put(client: OcpiClient, url: str, location: Location, version: str, *, withdrawn: bool = False) -> str:
+    """'' when the peer accepted the location, else why not. A withdrawn location goes with every EVSE
+    REMOVED: OCPI has no DELETE of a location (mod_locations, Flow and Lifecycle)."""
+    from ocpi.locations import location_ocpi, location_withdrawn_ocpi
 
     target = f"{url.rstrip('/')}/{location.cpo.country_code}/{location.cpo.party_id}/{location.ocpi_id}"
     try:
-        reply = client.put(target, location_ocpi(location, version=version))
+        data = (location_withdrawn_ocpi if withdrawn else location_ocpi)(location, version=version)
+        reply = client.put(target, data)
     except PeerError as exc:
         return str(exc)[:500]
     except Exception as exc:  # a bug of ours must not lose the entry either

@@ -60,6 +60,19 @@ def location_ocpi(location: Location, *, version: str = V221, published_only: bo
     return location_json(row, version=version)
 
 
+def location_withdrawn_ocpi(location: Location, *, version: str = V221) -> dict:
+    """The Location as eMSPs must see it once the hub no longer publishes it: every EVSE REMOVED
+    (unpublished ones too: an eMSP may have had them), since OCPI has no DELETE of a location.
+
+    The timestamps stay the CPO's: a newer one here would make the copy sent when the location is
+    published again look older than this one, and receivers that keep the newest would keep this."""
+    data = location_json(location_row(location), version=version)
+    for evse in data.get("evses") or ():
+        evse["status"] = "REMOVED"
+        evse.pop("status_schedule", None)
+    return data
+
+
 def evse_ocpi(evse: Evse, *, version: str = V221) -> dict | None:
     """The OCPI EVSE; None in 2.1.1 when none of its connectors has a standard 2.1.1 knows."""
     return evse_json(evse_row(evse), version=version)

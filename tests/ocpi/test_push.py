@@ -73,6 +73,31 @@ def test_a_published_change_is_pushed_at_once(peer_server, peer, alpha_pub, eage
     assert on_peer(peer_server, "PUSH1") == {"name": "Pushed at once", "evses": ["AVAILABLE"]}
 
 
+def test_a_location_taken_out_of_publication_is_withdrawn_and_can_come_back(peer_server, peer, alpha_pub, eager,
+                                                                           django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upsert(alpha_pub, "GONE1", "2024-06-01T10:00:00Z", name="Soon withdrawn")
+    assert on_peer(peer_server, "GONE1") == {"name": "Soon withdrawn", "evses": ["AVAILABLE"]}
+    location = Location.objects.get(ocpi_id="GONE1")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.location_moderate(location=location, moderation="UNPUBLISHED")
+    # OCPI has no DELETE of a location: its EVSEs are REMOVED (under the CPO's own timestamps).
+    assert on_peer(peer_server, "GONE1") == {"name": "Soon withdrawn", "evses": ["REMOVED"]}
+    entries = OutboxEntry.objects.filter(peer=peer).order_by("id")
+    assert [(e.delivered_at is not None, e.last_error) for e in entries] == [(True, ""), (True, "")]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.location_moderate(location=location, moderation="PUBLISHED")
+    assert on_peer(peer_server, "GONE1") == {"name": "Soon withdrawn", "evses": ["AVAILABLE"]}
+
+
+def test_a_pending_location_moderated_away_sends_nothing(peer, alpha_pub, django_capture_on_commit_callbacks):
+    pending, _ = services.cpo_create(country_code="DE", party_id="PND", owner_name="Pending CPO")
+    upsert(pending, "P1", "2024-06-01T10:00:00Z")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.location_moderate(location=Location.objects.get(ocpi_id="P1"), moderation="UNPUBLISHED")
+    assert not OutboxEntry.objects.filter(peer=peer).exists()
+
+
 def test_only_published_locations_of_others_are_written(peer, alpha_pub, django_capture_on_commit_callbacks):
     pending, _ = services.cpo_create(country_code="DE", party_id="PND", owner_name="Pending CPO")
     with django_capture_on_commit_callbacks(execute=True):
