@@ -6,7 +6,12 @@ import secrets
 
 
 def token_new() -> str:
-    return secrets.token_urlsafe(32)
+    """256 random bits, URL-safe. Never starting with '-': tokens are pasted into command lines
+    (`manage.py ocpi_register URL TOKEN_A`), where such a word reads as an option."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def token_digest(token: str) -> str:

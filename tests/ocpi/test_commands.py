@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from locations.tokens import token_matches
+from locations.tokens import token_matches, token_new
 from ocpi.models import Peer
 from tests.ocpi.conftest import V211, V221
 
@@ -38,6 +38,20 @@ def test_ocpi_register_prints_the_version_and_the_parties(fake_platform):
     assert "OCPI 2.2.1" in output
     assert re.search(r"CPO\s+NL\*FAK -> catalogue NL\*FAK", output) and re.search(r"EMSP\s+NL\*FAK\n", output)
     assert Peer.objects.get(name="Fake Platform").state == Peer.State.CONNECTED
+
+
+def test_a_token_a_beginning_with_a_dash_goes_after_double_dash(fake_platform):
+    answer = {"token": "their-C", "url": f"{fake_platform.url}/versions",
+              "roles": [{"role": "CPO", "country_code": "NL", "party_id": "DSH", "business_details": {"name": "Dash"}}]}
+    fake_platform.serve_versions((V221,), token="-dash-token-A", credentials_answer=answer)
+    run("ocpi_register", "--name", "Dash Platform", "--", f"{fake_platform.url}/versions", "-dash-token-A")
+    assert Peer.objects.get(name="Dash Platform").state == Peer.State.CONNECTED
+
+
+@pytest.mark.smoke
+def test_tokens_we_issue_never_begin_with_a_dash():
+    # 1 in 64 would otherwise: such a token read as an option on the command line (ocpi_register).
+    assert not [token for token in (token_new() for _ in range(2000)) if token.startswith("-")]
 
 
 def test_ocpi_register_failure_is_a_command_error(fake_platform):

@@ -18,7 +18,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("versions_url")
-        parser.add_argument("token_a")
+        parser.add_argument("token_a", help="the token A the platform gave us (one that begins with '-' goes "
+                                             "after '--': ocpi_register URL -- -TOKEN)")
         parser.add_argument("--name", default="", help="the platform's name (default: the URL's host)")
 
     def handle(self, *args, versions_url: str, token_a: str, name: str, **options):
