@@ -25,6 +25,7 @@ from locations.models import (
     PaymentType,
     Photo,
 )
+from locations.rows import converted, db_converters
 
 FILTER_LOOKUPS = {
     "connector_types": ConnectorType,
@@ -503,22 +504,11 @@ def _location_columns(fields: frozenset[str] | None, with_cpo: bool) -> tuple[st
     return found
 
 
-def _converters(model, connection, fields: list) -> list:
-    """(position, column, converters) of each field whose database value the ORM converts."""
-    converters = []
-    for i, field in enumerate(fields):
-        column = field.get_col(model._meta.db_table)
-        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        if found:
-            converters.append((i, column, found))
-    return converters
-
-
 def _read_locations(connection, db: str, sql: str, params, fields: list) -> list[Location]:
     """What `Location.objects.raw(sql, params)` gives when the statement's first columns are `fields` (in
     model order) and the rest annotations (`distance`, ...), without its per-statement column resolution:
     the model fields converted as the ORM converts them, then `from_db`, then the annotations set."""
-    converters = _converters(Location, connection, fields)
+    converters = db_converters(fields, Location._meta.db_table, connection)
     attnames = [field.attname for field in fields]
     n = len(fields)
     with connection.cursor() as cursor:
@@ -528,13 +518,7 @@ def _read_locations(connection, db: str, sql: str, params, fields: list) -> list
     locations = []
     from_db = Location.from_db
     for row in rows:
-        values = list(row[:n])
-        for i, column, functions in converters:
-            value = values[i]
-            for function in functions:
-                value = function(value, column, connection)
-            values[i] = value
-        location = from_db(db, attnames, values)
+        location = from_db(db, attnames, converted(list(row[:n]), converters, connection))
         for name, value in zip(annotations, row[n:]):
             setattr(location, name, value)
         locations.append(location)
@@ -624,22 +608,13 @@ def _rows(model, connection, db: str, names: set[str], key: str, ids: list[int],
         where, params = f"{where} AND {condition}", [*params, *condition_params]
     sql = (f"SELECT {', '.join(f'{table}.{quote(field.column)}' for field in fields)} FROM {table} "
            f"WHERE {where} ORDER BY {table}.{quote('id')} ASC")
-    converters = _converters(model, connection, fields)
+    converters = db_converters(fields, model._meta.db_table, connection)
     attnames = [field.attname for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if converters:
-        converted = []
-        for row in rows:
-            row = list(row)
-            for i, column, functions in converters:
-                value = row[i]
-                for function in functions:
-                    value = function(value, column, connection)
-                row[i] = value
-            converted.append(row)
-        rows = converted
+        rows = [converted(list(row), converters, connection) for row in rows]
     if not plain:
         return [model.from_db(db, attnames, row) for row in rows]
     instances = []

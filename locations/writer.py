@@ -39,6 +39,7 @@ from locations.models import (
     ParkingTypeCode,
     PaymentType,
 )
+from locations.rows import converted, db_converters
 from locations.validation import InvalidPayload
 
 LOCATION_M2M = {"facilities": Facility, "parking_types": ParkingTypeCode, "parking_restrictions": ParkingRestriction}
@@ -310,13 +311,8 @@ def _reader(model: type[models.Model], alias: str) -> tuple[str, list[str], list
         table = model._meta.db_table
         fields = model._meta.concrete_fields
         select = f"SELECT {', '.join(f'{qn(table)}.{qn(f.column)}' for f in fields)} FROM {qn(table)} WHERE "
-        converters = []
-        for i, f in enumerate(fields):
-            col = f.get_col(table)
-            functions = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-            if functions:
-                converters.append((i, functions, col))
-        reader = _READERS[(model, alias)] = (select, [f.attname for f in fields], converters)
+        reader = _READERS[(model, alias)] = (select, [f.attname for f in fields],
+                                             db_converters(fields, table, connection))
     return reader
 
 
@@ -334,17 +330,9 @@ def _stored(model: type[models.Model], where: str, params: list, ids: list, *, f
         cursor.execute(sql, params + list(ids))
         rows = cursor.fetchall()
     from_db = model.from_db
-    objs = []
-    for row in rows:
-        if converters:
-            row = list(row)
-            for i, functions, col in converters:
-                value = row[i]
-                for convert in functions:
-                    value = convert(value, col, connection)
-                row[i] = value
-        objs.append(from_db(alias, attnames, row))
-    return objs
+    if converters:
+        return [from_db(alias, attnames, converted(list(row), converters, connection)) for row in rows]
+    return [from_db(alias, attnames, row) for row in rows]
 
 
 # --- The engine ---------------------------------------------------------------------------------------

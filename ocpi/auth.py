@@ -7,9 +7,9 @@ import weakref
 from dataclasses import dataclass, field
 
 from django.db import connections, router
-from django.db.models.expressions import Col
 
 from locations.models import Cpo
+from locations.rows import converted, db_converters
 from locations.tokens import token_digest
 from ocpi.models import Peer, PeerParty
 from ocpi.status import OcpiError
@@ -97,20 +97,12 @@ class _Columns:
         self.names = [field_.attname for field_ in fields]
         self.at = {name: start + index for index, name in enumerate(self.names)}  # attname -> row index
         self.sql = ", ".join(f"{alias}.{connection.ops.quote_name(field_.column)}" for field_ in fields)
-        self.converters = []  # (index, converters, column): what the compiler would apply to each value
-        for index, field_ in enumerate(fields):
-            col = Col(alias, field_)
-            converters = connection.ops.get_db_converters(col) + field_.get_db_converters(connection)
-            if converters:
-                self.converters.append((index, converters, col))
+        self.converters = db_converters(fields, alias, connection)  # what the compiler would apply
 
     def instance(self, row, connection):
         if row[self.pk] is None:  # the outer side of a LEFT JOIN that found nothing
             return None
-        values = list(row[self.start:self.stop])
-        for index, converters, col in self.converters:
-            for converter in converters:
-                values[index] = converter(values[index], col, connection)
+        values = converted(list(row[self.start:self.stop]), self.converters, connection)
         return self.model.from_db(connection.alias, self.names, values)
 
 
