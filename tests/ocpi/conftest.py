@@ -6,6 +6,8 @@
 - `invited_peer`: an INVITED Peer with its token A (`peer.token_a`).
 - `loopback`: outbound calls may reach 127.0.0.0/8 (the guard refuses it otherwise), without retries.
 - `fake_platform`: another OCPI platform, a real HTTP server on loopback that answers what a test sets.
+- `evhub_servers`, `peer_server`: other evhub servers, really running (tests/ocpi/peer_server.py), one
+  factory and one demo peer for the whole session.
 """
 
 import base64
@@ -19,6 +21,7 @@ import pytest
 from locations.tokens import token_digest, token_new
 from ocpi.models import Peer, PeerParty
 from ocpi.services import peer_invite
+from tests.ocpi.peer_server import EvhubServer, demo_peer, session_servers
 
 V221, V211 = "2.2.1", "2.1.1"
 
@@ -192,3 +195,21 @@ def platform_factory(loopback):
 @pytest.fixture
 def fake_platform(platform_factory) -> FakePlatform:
     return platform_factory()
+
+
+# --- other evhub servers on loopback (tests/ocpi/peer_server.py) ---------------------------------------
+# Here, not imported into test modules: an imported session fixture is one instance per module.
+
+@pytest.fixture(scope="session")
+def evhub_servers(tmp_path_factory, django_db_setup, django_db_blocker):
+    servers = session_servers(tmp_path_factory.mktemp("evhub-servers"))
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture(scope="session")
+def peer_server(evhub_servers) -> EvhubServer:
+    """A second evhub (DE*DMO, the demo data, a Celery worker) shared by the session's pull and push tests."""
+    return demo_peer(evhub_servers, "peer")

@@ -8,9 +8,15 @@ on request a Celery worker. `manage(...)` runs a management command in its envir
 runs Python there (the code prints one JSON line, which is returned).
 
 Databases are created from a template migrated once per session, so a server starts in seconds.
-Fixtures (session-scoped): `evhub_servers` (a factory; everything it started is torn down at the end),
-`peer_server` (one server, party DE*DMO, with demo_load's data and a Celery worker). Use them from a
-test module with `from tests.ocpi.peer_server import evhub_servers, peer_server  # noqa: F401`.
+The fixtures `evhub_servers` (a factory; everything it started is torn down at the end of the session)
+and `peer_server` (one server, party DE*DMO, with demo_load's data and a Celery worker) are in
+tests/ocpi/conftest.py, so that the whole session shares one of each: a fixture imported into several test
+modules would be one instance per module, each dropping the databases of the others' running servers.
+
+The listening socket is made here (a port of its own, held for the server's life) and handed to gunicorn
+(`--bind fd://N`): no other process can take the port between its choice and gunicorn's bind, and a
+readiness answer can only come from this server. While stopped (stop_web) the socket is closed, so that
+callers meet a refused connection, as with a server that is down.
 
 Needs DATABASE_URL to name a PostgreSQL server whose role may create databases; skips otherwise.
 """
@@ -35,10 +41,17 @@ PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def listening_socket(port: int = 0) -> socket.socket:
+    """A listening loopback socket on `port` (0: one the kernel chooses), for gunicorn to inherit."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart after TIME_WAIT connections
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _admin_url() -> str:
@@ -78,7 +91,8 @@ def base_env(*, database: str, var_dir: Path) -> dict:
 class EvhubServer:
     def __init__(self, *, name: str, database: str, var_dir: Path, party: tuple[str, str], extra_env: dict):
         self.name, self.database, self.var_dir = name, database, var_dir
-        self.port = free_port()
+        self.sock: socket.socket | None = listening_socket()
+        self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.party = party
         self.env = base_env(database=database, var_dir=var_dir)
@@ -90,11 +104,18 @@ class EvhubServer:
 
     # --- processes ---
     def start(self, *, workers: int = 2) -> "EvhubServer":
+        if self.sock is None:  # after stop_web: the same port again
+            try:
+                self.sock = listening_socket(self.port)
+            except OSError as exc:
+                raise RuntimeError(f"{self.name}: port {self.port} was taken while the server was down: {exc}")
+        fd = self.sock.fileno()
         with open(self.log, "ab") as out:
             self.web = subprocess.Popen(
-                [GUNICORN, "config.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
+                [GUNICORN, "config.wsgi", "--workers", str(workers), "--bind", f"fd://{fd}",
                  "--log-level", "warning", "--timeout", "120"],
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                pass_fds=(fd,))
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.web.poll() is not None:
@@ -121,6 +142,9 @@ class EvhubServer:
     def stop_web(self) -> None:
         _stop(self.web)
         self.web = None
+        if self.sock is not None:  # else the kernel would still queue connections for nobody
+            self.sock.close()
+            self.sock = None
 
     def restart_web(self) -> None:
         """The same server (database, port, tokens) back after stop_web()."""
@@ -217,6 +241,8 @@ class EvhubServers:
 
     def create(self, name: str, *, party: tuple[str, str], extra_env: dict | None = None,
                web: bool = True) -> EvhubServer:
+        if any(server.name == name for server in self.servers):
+            raise ValueError(f"a server named {name!r} exists already in this session")
         self._template_ready()
         database = f"{self.prefix}_{name}"
         drop_database(database)
@@ -228,6 +254,12 @@ class EvhubServers:
             server.start()
         return server
 
+    def discard(self, server: EvhubServer) -> None:
+        """Stop one server and drop its database (a module done with it frees the machine for the rest)."""
+        server.stop()
+        drop_database(server.database)
+        self.servers.remove(server)
+
     def close(self) -> None:
         for server in self.servers:
             server.stop()
@@ -237,28 +269,19 @@ class EvhubServers:
             drop_database(self.template)
 
 
-def _prefix() -> str:
+def session_servers(tmp_root: Path) -> EvhubServers:
+    """The session's factory, its databases named after the test database (skips without PostgreSQL)."""
     from django.conf import settings
 
-    name = settings.DATABASES["default"]["NAME"]
-    return name if name.startswith("test_") else f"test_{name}"
-
-
-@pytest.fixture(scope="session")
-def evhub_servers(tmp_path_factory, django_db_setup, django_db_blocker):
     _admin_url()
-    servers = EvhubServers(tmp_path_factory.mktemp("evhub-servers"), _prefix())
-    try:
-        yield servers
-    finally:
-        servers.close()
+    name = settings.DATABASES["default"]["NAME"]
+    return EvhubServers(tmp_root, name if name.startswith("test_") else f"test_{name}")
 
 
-@pytest.fixture(scope="session")
-def peer_server(evhub_servers) -> EvhubServer:
-    """A second evhub whose own party is DE*DMO, the demo CPO's: 404 published locations (demo_load),
-    with a Celery worker, so that what it pushes arrives without help."""
-    server = evhub_servers.create("peer", party=("DE", "DMO"))
+def demo_peer(servers: EvhubServers, name: str) -> EvhubServer:
+    """A server whose own party is DE*DMO, the demo CPO's: 404 published locations (demo_load), with a
+    Celery worker, so that what it pushes arrives without help."""
+    server = servers.create(name, party=("DE", "DMO"))
     server.manage("demo_load")
     server.start_worker()
     return server

@@ -1,14 +1,15 @@
 """Two real evhub servers on loopback, each with its own database, Celery and cache: the credentials
 handshake, a full pull with equal counts, and a change pushed by a worker (also after the receiver was
-down). `hub` (DE*EVH) registers with `peer_server` (DE*DMO, the demo data), whose demo CPO's back end
-then calls the peer's webhooks."""
+down). `hub` (DE*EVH) registers with a demo peer of this module's own (DE*DMO, the demo data: the session's
+`peer_server` has been stopped, restarted and connected by other tests), whose demo CPO's back end then
+calls the peer's webhooks."""
 
 import time
 
 import pytest
 import requests
 
-from tests.ocpi.peer_server import evhub_servers, peer_server  # noqa: F401
+from tests.ocpi.peer_server import demo_peer
 
 pytestmark = [pytest.mark.e2e]
 
@@ -21,14 +22,20 @@ WEBHOOK = {"name": "E2E Ladepark", "address": "Hafenstraße 1, Hamburg", "lat": 
 
 
 @pytest.fixture(scope="module")
-def connected(evhub_servers, peer_server):
-    """The hub registered with the peer (ocpi_register with the peer's demo token A) and pulled it."""
-    hub = evhub_servers.create("hub", party=("DE", "EVH"))
-    demo = peer_server.demo_credentials()
-    out = hub.manage("ocpi_register", demo["ocpi_peer"]["versions_url"], demo["ocpi_peer"]["token_a"],
-                     "--name", "peer")
-    assert "Registered" in out, out
-    return hub, peer_server, demo
+def connected(evhub_servers):
+    """The hub registered with the peer (ocpi_register with the peer's demo token A); both are stopped and
+    their databases dropped after the module."""
+    peer = demo_peer(evhub_servers, "e2e-peer")
+    hub = evhub_servers.create("e2e-hub", party=("DE", "EVH"))
+    try:
+        demo = peer.demo_credentials()
+        out = hub.manage("ocpi_register", "--name", "peer", "--", demo["ocpi_peer"]["versions_url"],
+                         demo["ocpi_peer"]["token_a"])
+        assert "Registered" in out, out
+        yield hub, peer, demo
+    finally:
+        for server in (hub, peer):
+            evhub_servers.discard(server)
 
 
 def count(server, party: str, published: bool = True) -> int:

@@ -11,7 +11,7 @@ from locations.models import Location
 from locations.tokens import token_new
 from ocpi.models import Peer
 from ocpi.pull import PullError, next_link, peer_pull
-from tests.ocpi.peer_server import evhub_servers, peer_connected_here, peer_server  # noqa: F401
+from tests.ocpi.peer_server import peer_connected_here
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

@@ -17,7 +17,7 @@ from locations.tokens import token_new
 from ocpi import push
 from ocpi.models import OutboxEntry, Peer
 from tests.conftest import location_payload
-from tests.ocpi.peer_server import evhub_servers, peer_connected_here, peer_server  # noqa: F401
+from tests.ocpi.peer_server import peer_connected_here
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
