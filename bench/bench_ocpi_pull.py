@@ -4,7 +4,9 @@ The sender is a real evhub: its own database `<db>_bench_sender` loaded with N p
 the COPY loader of bench_graphql/generate.py (about 2 EVSEs x 2 connectors each), served by gunicorn
 (--workers 2) on loopback, its own party DE*BCH (so that its credentials name the party it sends). The
 receiver is this process on `<db>_bench_receiver` (migrated, empty): `ocpi.pull.peer_pull` follows the
-Link pages and writes them through `location_upsert_many`, as `manage.py ocpi_pull` does.
+Link pages and writes them through `location_upsert_many` in its writing processes, as `manage.py
+ocpi_pull` does. The CPU seconds printed are the receiver's (with its writing processes), the sender's
+and PostgreSQL's, during the pull.
 
 Target: >= 3,000 locations/s for 100,000 locations.
 
@@ -43,7 +45,7 @@ def parse_args() -> argparse.Namespace:
                         help="the largest page the sender serves (EVHUB_OCPI_PAGE_LIMIT; its default: 1000)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the sender")
     parser.add_argument("--keep", action="store_true", help="keep both bench databases")
-    parser.add_argument("--profile", action="store_true", help="cProfile the pulling thread")
+    parser.add_argument("--profile", action="store_true", help="cProfile the pulling thread (not the writing processes)")
     parser.add_argument("--no-shared", action="store_true", help="seed coordinates from the shipped sample only")
     return parser.parse_args()
 
@@ -202,8 +204,9 @@ def _proc_cpu(pid: str) -> tuple[str, int, float]:
 
 
 def cpu_split(sender_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by this process (the receiver: fetching and writing), the sender's gunicorn
-    workers, and all PostgreSQL processes (both databases' backends share one server)."""
+    """CPU seconds used so far by this process and its writing processes (the receiver: fetching and
+    writing), the sender's gunicorn workers, and all PostgreSQL processes (both databases' backends
+    share one server)."""
     sender = postgres = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -214,8 +217,11 @@ def cpu_split(sender_pid: int) -> dict[str, float]:
             sender += seconds
         elif name.startswith("postgres"):
             postgres += seconds
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"receiver": usage.ru_utime + usage.ru_stime, "sender": sender, "postgres": postgres}
+    # The receiver's writing processes (ocpi.pull_writer) are its children, reaped at the end of the pull;
+    # the sender's gunicorn is reaped only after it.
+    receiver = sum(usage.ru_utime + usage.ru_stime
+                   for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+    return {"receiver": receiver, "sender": sender, "postgres": postgres}
 
 
 def start_gunicorn_on(env: dict, workers: int, log: Path, port: int):

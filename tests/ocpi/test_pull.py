@@ -1,14 +1,16 @@
 """Pull against a real second evhub on loopback: its sender's pages, followed by Link, into our catalogue."""
 
+import os
 import threading
 
+import billiard
 import pytest
 from django.core.management import call_command
-
-from ocpi import pull
+from django.db import connections
 
 from locations.models import Location
 from locations.tokens import token_new
+from ocpi import pull_writer
 from ocpi.models import Peer
 from ocpi.pull import PullError, next_link, peer_pull
 from tests.ocpi.peer_server import peer_connected_here
@@ -107,38 +109,80 @@ def test_a_peer_down_mid_way_keeps_last_pull_at(peer_server, peer):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_outside_a_transaction_batches_are_written_by_the_writing_threads(peer_server, peer, monkeypatch):
-    monkeypatch.setattr(pull, "WRITE_BATCH", 25)  # many batches, so that both threads write
-    writers = []
-    upsert = pull.services.location_upsert_many
+def test_outside_a_transaction_batches_are_written_by_the_writing_processes(peer_server, peer, monkeypatch, tmp_path):
+    monkeypatch.setattr(pull_writer, "WRITE_BATCH", 25)  # many batches, so that every process writes
+    log = tmp_path / "writers.log"
+    write = pull_writer.write_batch
 
-    def spy(**kwargs):
-        writers.append(threading.current_thread().name)
-        return upsert(**kwargs)
+    def spy(cpo, items, version):  # runs in the writing process (forked after the patch)
+        with open(log, "a") as out:
+            out.write(f"{os.getpid()}\n")
+        return write(cpo, items, version)
 
-    monkeypatch.setattr(pull.services, "location_upsert_many", spy)
+    monkeypatch.setattr(pull_writer, "write_batch", spy)
     expected = published_on(peer_server, ("DE", "DMO"))
     summary = peer_pull(peer=peer)
     assert summary.completed and summary.created == expected > 50
     assert Location.objects.filter(cpo__party_id="DMO").count() == expected
+    writers = log.read_text().split()
     assert len(writers) == -(-expected // 25)
-    # Each batch in one of the writing threads (which of them takes a batch is up to the scheduler).
-    assert set(writers) <= {f"ocpi-pull-write-{i}" for i in range(pull.WRITE_THREADS)}
-    assert not [t for t in threading.enumerate() if t.name.startswith("ocpi-pull-")]  # all joined
+    assert str(os.getpid()) not in writers and 1 <= len(set(writers)) <= pull_writer.WRITE_PROCESSES
+    assert not billiard.active_children()  # all ended and reaped
+    assert not [t for t in threading.enumerate() if t.name.startswith("ocpi-pull-")]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_writing_thread_that_fails_fails_the_pull(peer_server, peer, monkeypatch):
-    def broken(self, cpo, items):
+def test_a_writing_process_that_fails_fails_the_pull(peer_server, peer, monkeypatch):
+    def broken(cpo, items, version):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(pull._Writer, "_write", broken)
+    monkeypatch.setattr(pull_writer, "write_batch", broken)
     with pytest.raises(PullError, match="database went away") as failed:
         peer_pull(peer=peer)
     assert failed.value.summary.completed is False
     peer.refresh_from_db()
     assert peer.last_pull_at is None
-    assert not [t for t in threading.enumerate() if t.name.startswith("ocpi-pull-")]
+    assert not billiard.active_children()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_writing_process_that_dies_fails_the_pull_instead_of_hanging(peer_server, peer, monkeypatch):
+    def dies(cpo, items, version):
+        os._exit(3)  # killed, out of memory: no message ever comes back
+
+    monkeypatch.setattr(pull_writer, "write_batch", dies)
+    monkeypatch.setattr(pull_writer, "POLL_SECONDS", 0.2)
+    with pytest.raises(PullError, match="ended unexpectedly") as failed:
+        peer_pull(peer=peer)
+    assert failed.value.summary.completed is False
+    assert not billiard.active_children()
+
+
+def _pull_in_a_pool_process(peer_id: int) -> tuple[dict, int]:
+    return peer_pull(peer=Peer.objects.get(pk=peer_id)).as_dict(), os.getpid()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_pull_in_a_celery_prefork_child_forks_its_writers_too(peer_server, peer, monkeypatch, tmp_path):
+    """Celery's prefork pool runs tasks in daemonic billiard processes, where the standard library's
+    multiprocessing refuses to start children; the writers start there all the same."""
+    log = tmp_path / "writers.log"
+    write = pull_writer.write_batch
+
+    def spy(cpo, items, version):
+        with open(log, "a") as out:
+            out.write(f"{os.getpid()}\n")
+        return write(cpo, items, version)
+
+    monkeypatch.setattr(pull_writer, "write_batch", spy)
+    expected = published_on(peer_server, ("DE", "DMO"))
+    connections.close_all()  # the pool's process must not share this one's connection
+    with billiard.get_context("fork").Pool(1) as pool:
+        result, pool_pid = pool.apply(_pull_in_a_pool_process, (peer.pk,))
+    assert result["completed"] and result["created"] == expected > 50, result
+    assert Location.objects.filter(cpo__party_id="DMO").count() == expected
+    writers = set(log.read_text().split())
+    assert writers and not writers & {str(os.getpid()), str(pool_pid)}  # written by the pool process's children
 
 
 def test_the_guard_applies_to_a_peer_on_our_own_network(peer, settings):
