@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import queue
 import re
 from collections import Counter
@@ -88,12 +89,12 @@ def write_batch(cpo: Cpo, items: list[dict], version: str) -> list:
         return results
 
 
-def _write_process(jobs, results, stop, cpos: dict[int, Cpo], version: str) -> None:
+def _write_process(jobs, results, stop, cpos: dict[int, Cpo], version: str, parent: int) -> None:
     """A writing process: (cpo id, items) from `jobs` until None; one message per job on `results`:
     ("ok", Tally), ("error", text) or ("skipped", None) once the pull has failed (`stop`)."""
     written = 0
     try:
-        while (job := jobs.get()) is not None:
+        while (job := _next_job(jobs, parent)) is not None:
             if stop.is_set():
                 results.put(("skipped", None))
                 continue
@@ -108,6 +109,17 @@ def _write_process(jobs, results, stop, cpos: dict[int, Cpo], version: str) -> N
                 gc.collect(0)  # the collector is paused (inherited from the pull): see PullWriter._count
     finally:
         connections.close_all()  # this process's own connections, closed properly before it exits
+
+
+def _next_job(jobs, parent: int):
+    """The next job, or None at the end; None too when the pulling process is gone (killed: it never sends
+    the end, and this process, which holds the queue's pipe open itself, would wait for ever)."""
+    while True:
+        try:
+            return jobs.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return None
 
 
 class WriterFailed(Exception):
@@ -146,7 +158,7 @@ class PullWriter:
         cpos = {cpo.pk: cpo for cpo in self.parties.values()}
         for i in range(WRITE_PROCESSES):
             process = context.Process(target=_write_process, name=f"ocpi-pull-write-{i}", daemon=True,
-                                      args=(self.jobs, self.results, self.stop, cpos, self.version))
+                                      args=(self.jobs, self.results, self.stop, cpos, self.version, os.getpid()))
             process.start()
             self.processes.append(process)
 

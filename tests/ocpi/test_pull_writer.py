@@ -1,0 +1,59 @@
+"""The pull's writing processes (ocpi.pull_writer) on their own: what happens when the pulling process dies.
+The pulls through them are tested against a real peer in test_pull.py."""
+
+import os
+import time
+
+import billiard
+import pytest
+from django.db import connection, connections
+
+from ocpi import pull_writer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter, None when it is gone (a zombie nobody reaps counts as gone too)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+    return None if state in ("Z", "X") else state
+
+
+def _start_writers_and_die(pids_file: str) -> None:
+    """A pulling process killed mid-pull: its writers started, and no end ever sent to them."""
+    writer = pull_writer.PullWriter({}, "2.2.1", lambda reason: None)
+    writer.start()
+    with open(pids_file, "w") as out:
+        out.write(" ".join(str(process.pid) for process in writer.processes))
+    os._exit(9)
+
+
+def test_the_writing_processes_end_when_the_pulling_process_is_killed(tmp_path, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("the writing processes are PostgreSQL's (elsewhere batches are written inline)")
+    monkeypatch.setattr(pull_writer, "POLL_SECONDS", 0.2)
+    pids_file = tmp_path / "pids"
+    connections.close_all()  # the forked process must not share this one's connection
+    puller = billiard.get_context("fork").Process(target=_start_writers_and_die, args=(str(pids_file),))
+    puller.start()
+    puller.join(30)
+    assert puller.exitcode == 9
+    pids = [int(pid) for pid in pids_file.read_text().split()]
+    assert len(pids) == pull_writer.WRITE_PROCESSES
+    deadline = time.monotonic() + 15
+    while any(_state(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pids if _state(pid)] == []
+
+
+def test_inside_a_transaction_no_process_is_started(django_db_blocker):
+    from django.db import transaction
+
+    with transaction.atomic():
+        writer = pull_writer.PullWriter({}, "2.2.1", lambda reason: None)
+        writer.start()
+        assert writer.processes == []
