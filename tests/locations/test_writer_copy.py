@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from locations import services, writer
+from locations.writer import inserts
 from locations.models import Connector, Evse, Location
 from tests.conftest import location_payload
 
@@ -75,8 +76,8 @@ def test_copy_and_bulk_create_store_identical_rows(alpha, bravo, monkeypatch):
         return [rich_payload(cpo, f"LOC{i}") for i in range(3)] + [location_payload(cpo, "PLAIN")]
 
     with_copy = services.location_upsert_many(cpo=alpha, items=payloads(alpha))
-    assert writer._uses_copy(Location)
-    monkeypatch.setattr(writer, "_uses_copy", lambda model: None)
+    assert inserts._uses_copy(Location)
+    monkeypatch.setattr(inserts, "_uses_copy", lambda model: None)
     with_bulk_create = services.location_upsert_many(cpo=bravo, items=payloads(bravo))
     assert outcomes(with_copy) == outcomes(with_bulk_create) == [(True, True, False)] * 4
     assert stored(alpha) == stored(bravo)

@@ -5,7 +5,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from locations import services, writer
+from locations import services
+from locations.writer import inserts, lookups
 from locations.models import Facility, Location
 from tests.conftest import location_payload
 from tests.locations.test_writer_copy import outcomes, rich_payload, stored
@@ -21,7 +22,7 @@ def test_small_inserts_and_copy_store_identical_rows(alpha, bravo, monkeypatch):
     with CaptureQueriesContext(connection) as queries:
         with_inserts = services.location_upsert_many(cpo=alpha, items=payloads(alpha))
     assert not any(str(q["sql"]).startswith("COPY") for q in queries.captured_queries)
-    monkeypatch.setattr(writer, "COPY_FROM", 1)
+    monkeypatch.setattr(inserts, "COPY_FROM", 1)
     with CaptureQueriesContext(connection) as queries:
         with_copy = services.location_upsert_many(cpo=bravo, items=payloads(bravo))
     assert any("COPY" in str(q["sql"]) for q in queries.captured_queries)
@@ -72,8 +73,8 @@ def test_a_code_replaced_by_another_process_is_noticed_by_the_next_write(alpha, 
     """No signal reaches this process when another one changes a lookup table, and the fingerprint is
     asked at most every few seconds: the write fails on the foreign key and is replayed with the tables
     read again."""
-    monkeypatch.setattr(writer, "LOOKUP_RECHECK_SECONDS", 3600.0)  # the cached maps are fresh throughout
-    monkeypatch.setattr(writer, "_UNCOMMITTED", set())
+    monkeypatch.setattr(lookups, "LOOKUP_RECHECK_SECONDS", 3600.0)  # the cached maps are fresh throughout
+    monkeypatch.setattr(lookups, "_UNCOMMITTED", set())
     services.location_upsert(cpo=alpha, data=location_payload(alpha, "L1", facilities=["CAFE"]))
     facility, through = Facility._meta.db_table, Location.facilities.through._meta.db_table
     with connection.cursor() as cursor:  # as another process would: plain SQL, no signal
@@ -85,9 +86,9 @@ def test_a_code_replaced_by_another_process_is_noticed_by_the_next_write(alpha, 
 
 
 def test_a_lookup_change_rolled_back_makes_every_batch_check_the_tables(alpha, monkeypatch):
-    monkeypatch.setattr(writer, "_UNCOMMITTED", set())
+    monkeypatch.setattr(lookups, "_UNCOMMITTED", set())
     Facility.objects.create(code="NEW-IN-THIS-TRANSACTION")  # the test's transaction never commits
-    assert connection.alias in writer._UNCOMMITTED
+    assert connection.alias in lookups._UNCOMMITTED
     services.location_upsert(cpo=alpha, data=location_payload(alpha, "L1", facilities=["CAFE"]))
     with CaptureQueriesContext(connection) as queries:
         services.location_upsert(cpo=alpha, data=location_payload(alpha, "L2", facilities=["CAFE"]))
@@ -96,7 +97,7 @@ def test_a_lookup_change_rolled_back_makes_every_batch_check_the_tables(alpha, m
 
 def test_the_lookup_tables_are_not_read_again_within_the_recheck_interval(alpha, monkeypatch):
     # An earlier test's rolled-back change of a lookup table makes this process check every batch.
-    monkeypatch.setattr(writer, "_UNCOMMITTED", set())
+    monkeypatch.setattr(lookups, "_UNCOMMITTED", set())
     services.location_upsert(cpo=alpha, data=location_payload(alpha, "L1", facilities=["CAFE"]))
     with CaptureQueriesContext(connection) as queries:
         services.location_upsert(cpo=alpha, data=location_payload(alpha, "L2", facilities=["CAFE"]))
