@@ -66,10 +66,6 @@ class PullSummary:
     completed: bool = False
     error: str = ""
 
-    def reject(self, reason: str) -> None:
-        self.rejected += 1
-        self.reasons[reason] += 1
-
     def add(self, tally: Tally) -> None:
         self.created += tally.created
         self.updated += tally.updated
@@ -192,7 +188,7 @@ def _pull(peer: Peer, url: str, summary: PullSummary, progress) -> None:
     params["limit"] = PAGE_LIMIT
     parties = {(party.country_code.upper(), party.party_id.upper()): party.cpo
                for party in peer.parties.select_related("cpo") if party.cpo_id and party.role.upper() == "CPO"}
-    writer = PullWriter(parties, peer.version, summary.reject)
+    writer = PullWriter(parties, peer.version)
     writer.start()  # before the fetching thread: a fork copies only the calling thread
     pages: queue.Queue = queue.Queue(maxsize=PREFETCH_PAGES)
     stop = threading.Event()

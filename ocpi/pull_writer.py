@@ -72,6 +72,12 @@ class Tally:
                 self.unchanged += 1
         return self
 
+    def add(self, other: "Tally") -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.reasons.update(other.reasons)
+
 
 def write_batch(cpo: Cpo, items: list[dict], version: str) -> list:
     """One result per item (UpsertResult, InvalidPayload or the exception that kept it from being stored)."""
@@ -106,7 +112,7 @@ def _write_process(jobs, results, stop, cpos: dict[int, Cpo], version: str, pare
                 results.put(("error", f"{type(exc).__name__}: {exc}"[:500]))
             written += 1
             if written % COLLECT_EVERY == 0:
-                gc.collect(0)  # the collector is paused (inherited from the pull): see PullWriter._count
+                gc.collect(0)  # the collector is paused (inherited from the pull): see PullWriter._add
     finally:
         connections.close_all()  # this process's own connections, closed properly before it exits
 
@@ -127,10 +133,11 @@ class WriterFailed(Exception):
 
 
 class PullWriter:
-    """Buffers a pull's locations per party and writes them in batches, counting the outcomes into `tally`."""
+    """Buffers a pull's locations per party and writes them in batches, counting the outcomes into `tally`
+    (with the locations refused here, before any batch: not objects, or of a party not the peer's)."""
 
-    def __init__(self, parties: dict[tuple[str, str], Cpo], version: str, reject):
-        self.parties, self.version, self.reject = parties, version, reject
+    def __init__(self, parties: dict[tuple[str, str], Cpo], version: str):
+        self.parties, self.version = parties, version
         # 2.1.1 locations carry no party: they belong to the peer's only CPO party.
         self.only_party = next(iter(parties.values())) if len(parties) == 1 else None
         self.buffers: dict[int, tuple[Cpo, list[dict]]] = {}
@@ -223,16 +230,17 @@ class PullWriter:
 
     def _party_of(self, item) -> Cpo | None:
         if not isinstance(item, dict):
-            self.reject("location: must be a JSON object")
+            self.tally.reasons["location: must be a JSON object"] += 1
             return None
         if self.version == V211 and "country_code" not in item:
             if self.only_party is None:
-                self.reject("party: a 2.1.1 location names no party and the peer has several (or no) CPO parties")
+                self.tally.reasons["party: a 2.1.1 location names no party and the peer has several (or no) CPO "
+                                   "parties"] += 1
             return self.only_party
         key = (str(item.get("country_code") or "").upper(), str(item.get("party_id") or "").upper())
         cpo = self.parties.get(key)
         if cpo is None:
-            self.reject(f"party {key[0]}*{key[1]} is not a CPO party of this peer")
+            self.tally.reasons[f"party {key[0]}*{key[1]} is not a CPO party of this peer"] += 1
         return cpo
 
     def flush(self, cpo_id: int | None = None) -> None:
@@ -252,10 +260,7 @@ class PullWriter:
             self._add(Tally().count(write_batch(cpo, items, self.version)))
 
     def _add(self, tally: Tally) -> None:
-        self.tally.created += tally.created
-        self.tally.updated += tally.updated
-        self.tally.unchanged += tally.unchanged
-        self.tally.reasons.update(tally.reasons)
+        self.tally.add(tally)
         self.batches += 1
         if self.batches % COLLECT_EVERY == 0:
             # The collector is paused for the pull (peer_pull): a cycle made meanwhile goes here. Only the

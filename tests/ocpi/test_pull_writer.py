@@ -25,7 +25,7 @@ def _state(pid: int) -> str | None:
 
 def _start_writers_and_die(pids_file: str) -> None:
     """A pulling process killed mid-pull: its writers started, and no end ever sent to them."""
-    writer = pull_writer.PullWriter({}, "2.2.1", lambda reason: None)
+    writer = pull_writer.PullWriter({}, "2.2.1")
     writer.start()
     with open(pids_file, "w") as out:
         out.write(" ".join(str(process.pid) for process in writer.processes))
@@ -54,6 +54,6 @@ def test_inside_a_transaction_no_process_is_started(django_db_blocker):
     from django.db import transaction
 
     with transaction.atomic():
-        writer = pull_writer.PullWriter({}, "2.2.1", lambda reason: None)
+        writer = pull_writer.PullWriter({}, "2.2.1")
         writer.start()
         assert writer.processes == []
