@@ -81,13 +81,7 @@ class _Batch:
             change.outcome = Outcome(location, stale=True)
             return
         created = location.pk is None
-        values = dict(change.values)
-        auto_stamp = values.get("last_updated", False) is None
-        if values.get("last_updated"):
-            values["last_updated"] = incoming if created or not change.partial \
-                else max(incoming, location.last_updated)
-        if auto_stamp:
-            del values["last_updated"]
+        values, auto_stamp = _stamped_values(change, location, incoming, created)
         changed = self._assign(location, values, created)
         if change.m2m:
             self.m2m_wanted.append(("location", location, change.m2m))
@@ -95,13 +89,8 @@ class _Batch:
         children_changed = False
         if change.evses is not None:
             children_changed = self._apply_evses(location, change, removed_at=incoming or self.now)
-        newest_child = max((e.outcome.instance.last_updated for e in change.evses or ()
-                            if e.outcome.changed), default=None)
-        if auto_stamp and (changed or children_changed or created):
-            newest_child = self.now
-        if newest_child and (location.last_updated is None or newest_child > location.last_updated):
-            self._assign(location, {"last_updated": newest_child}, created)
-            changed = True
+        changed |= self._stamp_newest(location, change.evses, auto_stamp, changed or children_changed or created,
+                                      created)
         change.outcome = Outcome(location, created=created, changed=changed or children_changed or created)
 
     def _apply_evses(self, location: Location, change: LocationChange, *, removed_at: datetime) -> bool:
@@ -126,25 +115,14 @@ class _Batch:
             change.outcome = Outcome(evse, stale=True)
             return False
         created = evse.pk is None
-        values = dict(change.values)
-        auto_stamp = values.get("last_updated", False) is None
-        if values.get("last_updated"):
-            values["last_updated"] = incoming if created or not change.partial else max(incoming, evse.last_updated)
-        if auto_stamp:
-            del values["last_updated"]
+        values, auto_stamp = _stamped_values(change, evse, incoming, created)
         changed = self._assign(evse, values, created)
         if change.m2m:
             self.m2m_wanted.append(("evse", evse, change.m2m))
             changed |= self._m2m_differs(evse, change.m2m, EVSE_M2M)
         if change.connectors is not None:
             changed |= self._apply_connectors(evse, change)
-        newest_child = max((c.outcome.instance.last_updated for c in change.connectors or ()
-                            if c.outcome.changed), default=None)
-        if auto_stamp and (changed or created):
-            newest_child = self.now
-        if newest_child and (evse.last_updated is None or newest_child > evse.last_updated):
-            self._assign(evse, {"last_updated": newest_child}, created)
-            changed = True
+        changed |= self._stamp_newest(evse, change.connectors, auto_stamp, changed or created, created)
         change.outcome = Outcome(evse, created=created, changed=changed or created)
         return change.outcome.changed
 
@@ -178,6 +156,19 @@ class _Batch:
             self._assign(connector, {"last_updated": self.now}, created)
         change.outcome = Outcome(connector, created=created, changed=changed or created)
         return change.outcome.changed
+
+    def _stamp_newest(self, instance: models.Model, parts: list | None, auto_stamp: bool, touched: bool,
+                      created: bool) -> bool:
+        """`last_updated` raised to the newest changed part's, or to now when the source sends no
+        timestamps and the object was touched; True when it was raised."""
+        newest = max((part.outcome.instance.last_updated for part in parts or () if part.outcome.changed),
+                     default=None)
+        if auto_stamp and touched:
+            newest = self.now
+        if newest and (instance.last_updated is None or newest > instance.last_updated):
+            self._assign(instance, {"last_updated": newest}, created)
+            return True
+        return False
 
     def _assign(self, instance: models.Model, values: dict, created: bool) -> bool:
         """Set values on the instance; remember it for a bulk insert or an update of changed fields."""
@@ -283,6 +274,20 @@ class _Batch:
                 if add:
                     inserts.add_pairs(through, owner_col, lookup_col, add)
 
+
+
+def _stamped_values(change: LocationChange | EvseChange, instance: models.Model, incoming: datetime | None,
+                    created: bool) -> tuple[dict, bool]:
+    """The change's values to assign, and whether the source sent no timestamps (`last_updated` None: it is
+    stamped with the time of the write instead). A given `last_updated` is the newest of the object and
+    its parts (`incoming`), and a partial update never moves a stored one back."""
+    values = dict(change.values)
+    auto_stamp = values.get("last_updated", False) is None
+    if values.get("last_updated"):
+        values["last_updated"] = incoming if created or not change.partial else max(incoming, instance.last_updated)
+    if auto_stamp:
+        del values["last_updated"]
+    return values, auto_stamp
 
 
 def _newest(own: datetime | None, children: list | None) -> datetime | None:
