@@ -141,7 +141,12 @@ class Location(graphene.ObjectType):
     region = graphene.String()
     postal_code = graphene.String()
     country_code = graphene.String(required=True, description="ISO 3166-1 alpha-2 country of the CPO (OCPI).")
-    images = graphene.List(graphene.NonNull(Image), required=True)
+    images = graphene.List(graphene.NonNull(graphene.String), required=True,
+                           description="URLs of the location's images: its OCPI images first, then the photos "
+                                       "uploaded through the portal (the contract's leaf list).")
+    image_details = graphene.List(graphene.NonNull(Image), required=True,
+                                  description="The same images as `images`, in the same order, as OCPI Image "
+                                              "objects (url, thumbnail, category, type, width, height).")
     publish = graphene.Boolean(required=True, description="Visible to drivers: published by the hub and the CPO.")
     date_created = graphene.DateTime(required=True)
     date_modified = graphene.DateTime(required=True)
@@ -169,14 +174,11 @@ class Location(graphene.ObjectType):
 
     @staticmethod
     def resolve_images(location, info):
-        images = [image for image in location.images or [] if isinstance(image, dict) and image.get("url")]
-        for photo in selectors.shaped(location, "photos"):
-            images.append({
-                "url": storage_url(photo.image), "thumbnail": storage_url(photo.thumbnail) or None,
-                "category": photo.category, "type": photo.content_type.rsplit("/", 1)[-1],
-                "width": photo.width, "height": photo.height,
-            })
-        return [Image(**{key: image.get(key) for key in Image._meta.fields}) for image in images]
+        return [image["url"] for image in _location_images(location)]
+
+    @staticmethod
+    def resolve_image_details(location, info):
+        return [Image(**{key: image.get(key) for key in Image._meta.fields}) for image in _location_images(location)]
 
     @staticmethod
     def resolve_evses(location, info):
@@ -199,6 +201,18 @@ class Location(graphene.ObjectType):
     @staticmethod
     def resolve_parking_types(location, info):
         return selectors.shaped(location, "parking_types")
+
+
+def _location_images(location) -> list[dict]:
+    """OCPI images first, then the uploaded photos: one order for `images` and `image_details`."""
+    images = [image for image in location.images or [] if isinstance(image, dict) and image.get("url")]
+    for photo in selectors.shaped(location, "photos"):
+        images.append({
+            "url": storage_url(photo.image), "thumbnail": storage_url(photo.thumbnail) or None,
+            "category": photo.category, "type": photo.content_type.rsplit("/", 1)[-1],
+            "width": photo.width, "height": photo.height,
+        })
+    return images
 
 
 # --- What a query selects, for prefetching ------------------------------------------------------------
@@ -243,7 +257,8 @@ EVSE_FIELDS = {"uid": ("uid",), "evse_id": ("evse_id",), "serial_number": ("seri
 LOCATION_FIELDS = {"id": (), "cpo_owner_id": ("cpo",), "name": ("name",), "address": ("address",), "distance": (),
                    "address_lat": ("address_lat",), "address_lng": ("address_lng",), "city": ("city",),
                    "province": ("province",), "region": ("region",), "postal_code": ("postal_code",),
-                   "country_code": ("cpo",), "images": ("images",), "publish": ("moderation", "publish"),
+                   "country_code": ("cpo",), "images": ("images",), "image_details": ("images",),
+                   "publish": ("moderation", "publish"),
                    "date_created": ("date_created",), "date_modified": ("date_modified",), "evses": (),
                    "facilities": (), "parking_restrictions": (), "parking_types": ()}
 CONNECTOR_FIELDS = {"id": (), "evse_uid": ("evse",), "connector_id": ("connector_id",), "standard": ("standard",),
@@ -271,7 +286,7 @@ def _shape(info) -> selectors.Shape:
         location_fields=_model_fields(location, LOCATION_FIELDS),
         location=frozenset(
             {name for name in ("evses", "facilities", "parking_types", "parking_restrictions") if name in location}
-            | ({"photos"} if "images" in location else set())
+            | ({"photos"} if location & {"images", "image_details"} else set())
             | ({"cpo"} if "country_code" in location else set())),
         evse=frozenset({name for name in ("connectors", "capabilities", "payment_types") if name in evse}
                        | ({"location"} if "locations" in evse else set())),

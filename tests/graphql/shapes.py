@@ -6,7 +6,7 @@ CONNECTOR = ("id evse_uid connector_id standard format power_type max_voltage ma
 EVSE = (f"uid evse_id serial_number meter_type status cpo_location_id current_ws_connection_id server_id "
         f"date_created capabilities {LOOKUP} payment_types {LOOKUP} connectors {{ {CONNECTOR} }}")
 LOCATION_SCALARS = ("id cpo_owner_id name address distance address_lat address_lng city province region "
-                    "postal_code country_code images { url thumbnail category type width height } publish "
+                    "postal_code country_code images publish "
                     "date_created date_modified")
 LOCATION = (f"{LOCATION_SCALARS} evses {{ {EVSE} }} facilities {LOOKUP} parking_restrictions {LOOKUP} "
             f"parking_types {LOOKUP}")

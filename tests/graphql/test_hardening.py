@@ -243,7 +243,7 @@ def test_no_query_text_makes_a_500(basic, as_alpha, alpha):
     seeds = [
         '{ find_ev_filter_locations(lat: 52.5, lng: 13.4, distance: 5, facilities: ["CAFE"], min_power: 1000, '
         'status: "AVAILABLE", limit: 3) { id distance evses { uid connectors { id connector_type } } } }',
-        '{ evse(location_name: "x", order_by: "location", order: "ASC") { uid locations { id images { url } } } }',
+        '{ evse(location_name: "x", order_by: "location", order: "ASC") { uid locations { id images image_details { url } } } }',
         "query Q($id: Int!) { location(id: $id) { id ...F } } fragment F on Location { name facilities { code } }",
     ]
     pieces = ["{", "}", "(", ")", "[", "]", ":", "$id", "...F", "@skip(if: true)", '"', "\\u0000", "-1", "1e999",
