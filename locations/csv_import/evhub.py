@@ -67,7 +67,7 @@ from locations.csv_import import reading
 from locations.csv_import.parsed import Parsed
 from locations.csv_import.reading import FileRejected
 from locations.csv_import.report import RowError
-from locations.csv_import.timezones import country_time_zone, country_time_zones
+from locations.timezones import country_time_zone, country_time_zones
 from locations.models import Cpo
 from locations.validation import InvalidPayload, clean_location, timestamp
 

@@ -18,14 +18,12 @@ publish/state; Connector `voltage`/`amperage`/`tariff_id`; smaller enums (a conn
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timezone
-
-import pycountry
 
 from locations import enums
 from locations.enums import Moderation
 from locations.models import Connector, Evse, Location
+from locations.timezones import country_time_zone
 
 V221, V211 = "2.2.1", "2.1.1"
 
@@ -281,30 +279,6 @@ def timestamp_ocpi(moment: datetime) -> str:
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"
-
-
-@functools.cache
-def _zones_by_country() -> dict[str, list[str]]:
-    zones: dict[str, list[str]] = {}
-    try:
-        with open("/usr/share/zoneinfo/zone.tab", encoding="utf-8") as tab:
-            for line in tab:
-                if line.startswith("#") or not line.strip():
-                    continue
-                code, _, zone = line.split("\t")[:3]
-                zones.setdefault(code, []).append(zone.strip())
-    except OSError:
-        pass
-    return zones
-
-
-@functools.cache
-def country_time_zone(country: str) -> str | None:
-    """The time zone of a country that has exactly one (2.2.1 requires `time_zone`; 2.1.1 sources and CSV
-    files often have none); None where the country spans several."""
-    found = pycountry.countries.get(alpha_3=country) if country else None
-    zones = _zones_by_country().get(found.alpha_2, []) if found else []
-    return zones[0] if len(zones) == 1 else None
 
 
 def _cut(value: str | None, length: int) -> str:

@@ -363,8 +363,9 @@ def test_list_json_is_the_objects_json(alpha, bravo, emsp_peer, version):
     full = listed[1]
     assert (full["owner"], full["images"], full["charging_when_closed"]) == (0, False, False)
     assert {"suboperator", "directions"}.isdisjoint(full)
-    # No time zone stored: the country's, when it has only one (Germany has two).
-    assert "time_zone" not in full and listed[2]["time_zone"] == "Europe/Paris"
+    # No time zone stored: the country's, by the one rule of every way in (locations.timezones): Germany's
+    # two zones (Berlin, Busingen) keep one clock.
+    assert full["time_zone"] == "Europe/Berlin" and listed[2]["time_zone"] == "Europe/Paris"
     assert [(evse["uid"], evse["status"], evse["last_updated"]) for evse in full["evses"]] == [
         ("FULL-E1", "AVAILABLE", "2024-05-01T10:00:00.5Z"), ("FULL-E2", "REMOVED", "2024-05-02T00:00:00Z"),
         ("FULL-E3", "AVAILABLE", "999-01-02T03:04:05.00006Z")]

@@ -1,4 +1,5 @@
-"""A location's time zone from its country, when the country leaves no choice.
+"""A location's time zone from its country, when the country leaves no choice: the one rule for every way
+in (webhooks, CSV, registers) and out (the OCPI sender fills a 2.2.1 location stored without one).
 
 The IANA table `zone.tab` lists each country's zones. A country with one zone (France, Denmark,
 Great Britain) gives it. A country whose zones all keep the same clock also gives its first-listed,
@@ -38,6 +39,8 @@ def _zones_by_country() -> dict[str, list[str]]:
 @functools.cache
 def country_time_zone(country: str) -> str | None:
     """`country` as ISO alpha-2 or alpha-3; None when it has zones with different clocks, or is unknown."""
+    if not isinstance(country, str):
+        return None
     zones = country_time_zones(country)
     if not zones:
         return None
@@ -47,6 +50,10 @@ def country_time_zone(country: str) -> str | None:
 
 def country_time_zones(country: str) -> list[str]:
     """All zones of the country (for the error message when it has several)."""
+    if not isinstance(country, str):
+        return []
     code = country.strip().upper()
+    if len(code) not in (2, 3):
+        return []
     found = pycountry.countries.get(**{"alpha_2" if len(code) == 2 else "alpha_3": code})
     return _zones_by_country().get(found.alpha_2, []) if found else []
