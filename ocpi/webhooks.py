@@ -8,6 +8,10 @@ must belong to the party in the path. The webhook shape is mapped onto an OCPI L
 written through `locations.services`, the one ingestion path, so the values are checked by OCPI's rules
 and the same payload twice changes nothing the second time. A request is all or nothing.
 
+The webhook's values are the portal's, not OCPI's (see `connector_ocpi_of_webhook`): `power_type` `AC`
+(which OCPI splits by phases) and `max_electric_power` in kW are accepted and stored as OCPI values, so
+that every reader (GraphQL, OCPI, the map) gets plausible ones.
+
 The webhook sends no location id. The OCPI id is derived from the location's identity: `WH-` and the
 first 24 hex digits of SHA-256 over the normalised name (case-folded, whitespace collapsed) and the
 coordinates rounded to 6 decimals (about 11 cm). The same location sent again finds the same row; a
@@ -17,6 +21,7 @@ location renamed or moved is a new location (the webhook cannot tell it from one
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from typing import Any
 
@@ -31,10 +36,10 @@ from rest_framework.parsers import JSONParser
 
 from emsp.portal import PortalError, PortalView, envelope
 from locations import services
-from locations.csv_import.timezones import country_time_zone, country_time_zones
+from locations.timezones import country_time_zone, country_time_zones
 from locations.models import Cpo, Location
 from locations.tokens import token_digest
-from locations.validation import InvalidPayload, clean_evse, clean_location
+from locations.validation import InvalidPayload
 from ocpi.transport import token_candidates
 
 _SPACES = re.compile(r"\s+")
@@ -123,6 +128,54 @@ def webhook_location_id(name: Any, lat: Any, lng: Any) -> str:
     return "WH-" + hashlib.sha256(f"{normalised}|{point}".encode()).hexdigest()[:24].upper()
 
 
+# A three-phase supply's voltage as the portal states it, between two lines (400 V in Europe, 380 V or 415 V
+# elsewhere); OCPI wants it line to neutral.
+THREE_PHASE_LINE_VOLTS = 380
+KILOWATT_BELOW = 1000
+NOMINAL_MARGIN = 1.1
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def connector_ocpi_of_webhook(raw: Any) -> Any:
+    """One connector of the portal's webhook as OCPI 2.2.1's (the rule the README and the docs state).
+
+    * `power_type` `AC`: `AC_3_PHASE` when `max_voltage` is 380 V or more (a line-to-line voltage, stored
+      line to neutral as OCPI defines it: 400 V becomes 231 V), else `AC_1_PHASE`. OCPI's own values pass.
+    * `max_electric_power` below 1,000 is in kW (the portal's unit: 120 is 120,000 W), from 1,000 up in W.
+    * No connector delivers more than its voltage times its current (times 3 phases): a declared power more
+      than 10% above that is stored as that limit (230 V, 16 A, one phase: 3,680 W); within 10% it is a
+      nominal rating (7,400 W for 230 V, 32 A) and kept.
+    Anything that is no number is left as sent, for the validation to name.
+    """
+    if not isinstance(raw, dict):
+        return raw
+    connector = dict(raw)
+    volts, amperes = _number(raw.get("max_voltage")), _number(raw.get("max_amperage"))
+    power_type = raw.get("power_type")
+    if isinstance(power_type, str) and power_type.strip().upper() == "AC":
+        three_phase = volts is not None and volts >= THREE_PHASE_LINE_VOLTS
+        connector["power_type"] = "AC_3_PHASE" if three_phase else "AC_1_PHASE"
+        if three_phase and volts.is_integer():
+            volts = float(round(volts / math.sqrt(3)))
+            connector["max_voltage"] = int(volts)
+    power = _number(raw.get("max_electric_power"))
+    if power is None or power <= 0 or not power.is_integer():
+        return connector
+    watts = power * 1000 if power < KILOWATT_BELOW else power
+    if volts and amperes and volts > 0 and amperes > 0:
+        phases = 3 if connector.get("power_type") == "AC_3_PHASE" else 1
+        limit = volts * amperes * phases
+        if watts > limit * NOMINAL_MARGIN:
+            watts = limit
+    connector["max_electric_power"] = int(watts)
+    return connector
+
+
 def _evse_ocpi(raw: Any) -> Any:
     if not isinstance(raw, dict):
         return raw
@@ -131,7 +184,8 @@ def _evse_ocpi(raw: Any) -> Any:
     connectors = raw.get("connectors")
     if isinstance(connectors, list):
         # The contract's connectors carry no id: their position is it (1, 2, ...).
-        evse["connectors"] = [{"id": str(index), **connector} if isinstance(connector, dict) else connector
+        evse["connectors"] = [{"id": str(index), **connector_ocpi_of_webhook(connector)}
+                              if isinstance(connector, dict) else connector
                               for index, connector in enumerate(connectors, 1)]
     elif "connectors" in raw:
         evse["connectors"] = connectors
@@ -176,12 +230,13 @@ def _webhook_path(path: str, prefix: str) -> str:
     return f"{prefix}{path}"
 
 
-def _time_zone_reason(location: dict) -> str | None:
-    zones = country_time_zones(location.get("country") or "")
-    if len(zones) > 1:
-        return (f"is required: {location['country']} has zones with different clocks "
-                f"({', '.join(zones[:4])}, ...)")
-    return None
+def _reason(location: dict, path: str, reason: str) -> str:
+    if path == "time_zone" and isinstance(location.get("country"), str):
+        zones = country_time_zones(location["country"])
+        if len(zones) > 1:
+            return (f"is required: {location['country']} has zones with different clocks "
+                    f"({', '.join(zones[:4])}, ...)")
+    return reason
 
 
 # --- Views ----------------------------------------------------------------------------------------------
@@ -215,7 +270,11 @@ class LocationsWebhookView(WebhookView):
         description="Creates or replaces the caller's locations, with their EVSEs and connectors; one "
                     "`location_id` per location, in order. Values are checked by OCPI 2.2.1's rules (status "
                     "`AVAILABLE`..., standard `TYPE_2`/`CHADEMO`/..., format `SOCKET`/`CABLE`, power_type "
-                    "`AC`/`DC`/`AC_1_PHASE`/`AC_3_PHASE`). All or nothing: one wrong value and nothing is "
+                    "`AC`/`DC`/`AC_1_PHASE`/`AC_3_PHASE`). The portal's values are stored as OCPI's: "
+                    "`power_type` `AC` is `AC_3_PHASE` from 380 V up (stored line to neutral: 400 V is 231 V), "
+                    "else `AC_1_PHASE`; `max_electric_power` below 1,000 is kW (`120` is 120,000 W), from 1,000 "
+                    "up W; a power more than 10% above volts x amperes (x 3 phases) is stored as that limit "
+                    "(230 V, 16 A: 3,680 W). All or nothing: one wrong value and nothing is "
                     "written (400, each error naming its field, e.g. `locations[0].evses[1].status`). A location "
                     "is known by its name and coordinates, so sending it again changes nothing and returns the "
                     "same `location_id`. Optional beyond the contract: `city` (default: the address's last "
@@ -228,27 +287,17 @@ class LocationsWebhookView(WebhookView):
         raw_locations = body.get("locations")
         if not isinstance(raw_locations, list) or not raw_locations:
             raise _bad_request({"locations": "must list at least one location"})
-        items, errors = [], {}
-        for index, raw in enumerate(raw_locations):
-            prefix = f"locations[{index}]."
-            if not isinstance(raw, dict):
-                errors[f"locations[{index}]"] = "must be an object"
-                continue
-            item = location_ocpi_of_webhook(raw, cpo=cpo)
-            try:
-                clean_location(item, stamped=False)
-            except InvalidPayload as exc:
-                for path, reason in exc.errors.items():
-                    if path == "time_zone":
-                        reason = _time_zone_reason(item) or reason
-                    errors.setdefault(_webhook_path(path, prefix), reason)
-            items.append(item)
-        if errors:
-            raise _bad_request(errors)
+        not_objects = {f"locations[{index}]": "must be an object"
+                       for index, raw in enumerate(raw_locations) if not isinstance(raw, dict)}
+        if not_objects:
+            raise _bad_request(not_objects)
+        items = [location_ocpi_of_webhook(raw, cpo=cpo) for raw in raw_locations]
+        # Validated once, by the ingestion path; one invalid location rolls back the whole request.
         with transaction.atomic():
             results = services.location_upsert_many(cpo=cpo, items=items, stamped=False)
-            failed = {f"locations[{index}].{path}": reason for index, result in enumerate(results)
-                      if isinstance(result, InvalidPayload) for path, reason in result.errors.items()}
+            failed = {_webhook_path(path, f"locations[{index}]."): _reason(items[index], path, reason)
+                      for index, result in enumerate(results) if isinstance(result, InvalidPayload)
+                      for path, reason in result.errors.items()}
             if failed:
                 transaction.set_rollback(True)
                 raise _bad_request(failed)
@@ -269,7 +318,8 @@ class EvseWebhookView(WebhookView):
                                  response_only=True)],
         description="Creates or replaces one EVSE (by `uid`), with its connectors, at one of the caller's "
                     "locations (`location_id` as the locations webhook returned it; another CPO's is 404). "
-                    "Values are checked by OCPI 2.2.1's rules; sending it again changes nothing.",
+                    "Values are checked by OCPI 2.2.1's rules, the portal's mapped as for the locations webhook "
+                    "(`AC`, power in kW below 1,000); sending it again changes nothing.",
     )
     def post(self, request, country_code: str, party_id: str):
         cpo = request.auth
@@ -281,10 +331,8 @@ class EvseWebhookView(WebhookView):
         location = Location.objects.select_related("cpo").filter(pk=int(location_id), cpo=cpo).first()
         if location is None:
             raise PortalError(404, f"Not Found: location {location_id} is not one of yours")
-        evse = _evse_ocpi(body)
         try:
-            clean_evse(evse, stamped=False)
+            services.evse_upsert(location=location, data=_evse_ocpi(body), stamped=False)
         except InvalidPayload as exc:
             raise _bad_request(exc.errors) from None
-        services.evse_upsert(location=location, data=evse, stamped=False)
         return envelope("SUCCESS")

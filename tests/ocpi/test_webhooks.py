@@ -217,3 +217,51 @@ def test_webhooks_are_in_the_openapi_docs(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert "/ocpi/cpo/api/v1/webhook/locations/{country_code}/{party_id}" in schema["paths"]
     assert "/ocpi/cpo/api/v1/webhook/evse/{country_code}/{party_id}" in schema["paths"]
+
+
+# --- The portal's values, stored as OCPI's ------------------------------------------------------------------
+
+@pytest.mark.parametrize("sent, stored", [
+    # The seed's own connector: AC at 230 V is one phase; 120 is kW, more than 230 V x 16 A carries.
+    ({"power_type": "AC", "max_voltage": 230, "max_amperage": 16, "max_electric_power": 120},
+     {"power_type": "AC_1_PHASE", "max_voltage": 230, "max_amperage": 16, "max_electric_power": 3680}),
+    # AC at 400 V is three phases, stored line to neutral; 22 kW fits 3 x 231 V x 32 A.
+    ({"power_type": "ac", "max_voltage": 400, "max_amperage": 32, "max_electric_power": 22},
+     {"power_type": "AC_3_PHASE", "max_voltage": 231, "max_amperage": 32, "max_electric_power": 22000}),
+    # A nominal rating within 10% of V x I is kept (7.4 kW at 230 V, 32 A).
+    ({"power_type": "AC", "max_voltage": 230, "max_amperage": 32, "max_electric_power": 7400},
+     {"power_type": "AC_1_PHASE", "max_voltage": 230, "max_amperage": 32, "max_electric_power": 7400}),
+    ({"power_type": "DC", "max_voltage": 500, "max_amperage": 125, "max_electric_power": 50},
+     {"power_type": "DC", "max_voltage": 500, "max_amperage": 125, "max_electric_power": 50000}),
+    # OCPI's own values pass as they are.
+    ({"power_type": "AC_3_PHASE", "max_voltage": 230, "max_amperage": 16, "max_electric_power": 11000},
+     {"power_type": "AC_3_PHASE", "max_voltage": 230, "max_amperage": 16, "max_electric_power": 11000}),
+    # What is no number is left for the validation to name.
+    ({"power_type": "AC", "max_voltage": "x", "max_amperage": 16, "max_electric_power": True},
+     {"power_type": "AC_1_PHASE", "max_voltage": "x", "max_amperage": 16, "max_electric_power": True}),
+])
+def test_connector_values_of_the_portal_become_ocpis(sent, stored):
+    from ocpi.webhooks import connector_ocpi_of_webhook
+
+    assert connector_ocpi_of_webhook({"standard": "TYPE_2", "format": "SOCKET", **sent}) == {
+        "standard": "TYPE_2", "format": "SOCKET", **stored}
+
+
+def test_the_seeds_connector_reaches_ocpi_readers_as_plausible_values(client, ph_alpha):
+    body = copy.deepcopy(PAYLOAD)
+    body["locations"][0]["evses"][0]["connectors"] = [{"standard": "CHADEMO", "format": "SOCKET", "power_type": "AC",
+                                                       "max_voltage": 230, "max_amperage": 16,
+                                                       "max_electric_power": 120}]
+    response = push_locations(client, ph_alpha, body)
+    assert response.status_code == 200, response.json()
+    connector = Connector.objects.get(evse__uid="SMO-1")
+    assert (connector.power_type, connector.max_electric_power) == ("AC_1_PHASE", 3680)
+
+
+def test_an_invalid_location_is_named_once_and_nothing_is_written(client, ph_alpha):
+    body = copy.deepcopy(PAYLOAD)
+    body["locations"][1]["evses"][0]["status"] = "BROKEN"
+    response = push_locations(client, ph_alpha, body)
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json()["data"]] == ["locations[1].evses[0].status"]
+    assert not Location.objects.filter(cpo=ph_alpha).exists()
