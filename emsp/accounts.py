@@ -27,9 +27,9 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from emsp.models import PortalSession
+from emsp import logos
+from emsp.models import PortalClient, PortalSession
 from locations import services as catalogue
-from locations import uploads
 from locations.models import Cpo
 
 ROLE = "CPO_OWNER"
@@ -76,8 +76,10 @@ def party_id_for(username: str, country_code: str) -> str:
 
 @transaction.atomic
 def cpo_register(*, username: str, cpo_owner_name: str, contact_name: str, contact_number: str,
-                 contact_email: str, ocpp_ready: bool, logo: str = "", country_code: str | None = None) -> Cpo:
-    """Create the CPO, its owner (who sets a password through an emailed link) and its token C."""
+                 contact_email: str, ocpp_ready: bool, logo: str = "", country_code: str | None = None,
+                 client: PortalClient | None = None) -> Cpo:
+    """Create the CPO, its owner (who sets a password through an emailed link) and its token C; `logo` is a
+    file name the registering `client` uploaded (or the storage name its upload returned)."""
     if User.objects.filter(username__iexact=username).exists():
         raise AccountError(400, f"the username {username!r} is already taken")
     country = (country_code or settings.EVHUB_COUNTRY_CODE).upper()
@@ -91,7 +93,7 @@ def cpo_register(*, username: str, cpo_owner_name: str, contact_name: str, conta
     )
     if logo:
         try:
-            uploads.cpo_logo_set(cpo=cpo, logo=logo)
+            logos.cpo_logo_use(cpo=cpo, logo=logo, client=client)
         except ValueError as exc:
             raise AccountError(400, str(exc)) from None
     transaction.on_commit(lambda: _send_set_password_link(user, cpo))
@@ -145,7 +147,8 @@ def _issue(session: PortalSession) -> TokenPair:
     return TokenPair(str(access), _expiry(access), str(refresh), _expiry(refresh))
 
 
-def session_login(*, username: str, password: str, client_address: str | None) -> TokenPair:
+def session_login(*, username: str, password: str, client_address: str | None,
+                  client: PortalClient | None = None) -> TokenPair:
     retry_after = _login_blocked(username, client_address)
     if retry_after:
         raise AccountError(429, f"too many failed logins: try again in {retry_after} seconds", retry_after)
@@ -154,7 +157,7 @@ def session_login(*, username: str, password: str, client_address: str | None) -
     if user is None or cpo is None:
         _login_failed(username, client_address)
         raise AccountError(401, "wrong username or password")
-    session = PortalSession(sid=uuid.uuid4(), user=user, cpo=cpo, client_address=client_address)
+    session = PortalSession(sid=uuid.uuid4(), user=user, cpo=cpo, client_address=client_address, client=client)
     pair = _issue(session)
     session.save()
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())

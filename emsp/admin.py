@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from emsp import services
-from emsp.models import PortalClient
+from emsp.models import LogoUpload, PortalClient
 
 
 @admin.action(description="Revoke the selected client keys")
@@ -23,3 +23,19 @@ class PortalClientAdmin(admin.ModelAdmin):
         client, key = services.portal_client_create(name=obj.name)
         obj.pk, obj.key_digest = client.pk, client.key_digest
         self.message_user(request, f"Key for {client.name} (shown once): {key}", messages.WARNING)
+
+
+@admin.register(LogoUpload)
+class LogoUploadAdmin(admin.ModelAdmin):
+    """Who uploaded which logo under which name: read-only, as the record of what a name resolves to."""
+
+    list_display = ["file_name", "storage_name", "client", "cpo", "uploaded_at"]
+    list_filter = ["client"]
+    search_fields = ["file_name", "storage_name", "cpo__party_id"]
+    list_select_related = ["client", "cpo"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -15,8 +15,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser, MultiPartParser
 
-from emsp import accounts
-from emsp.portal import ClientView, CpoView, PortalError, PortalView, envelope
+from emsp import accounts, logos
+from emsp.models import PortalClient
+from emsp.portal import ClientKeyAuthentication, ClientView, CpoCaller, CpoView, PortalError, PortalView, \
+    SessionAuthentication, envelope
 from locations import selectors, services, uploads
 
 # --- Documentation helpers ---------------------------------------------------------------------------
@@ -78,7 +80,9 @@ class RegisterView(ClientView):
             "invalid": "a phone number such as +63 917 123 4567"})
         contact_email = serializers.EmailField()
         ocpp_ready = serializers.BooleanField()
-        logo = serializers.CharField(max_length=255, required=False, allow_blank=True)
+        logo = serializers.CharField(max_length=255, required=False, allow_blank=True, help_text=(
+            "The name of the file uploaded as `cpo_logo` (e.g. `cpo-logo.png`: the caller's latest upload of "
+            "that name), or the `file_name` the upload returned."))
         country_code = serializers.RegexField(r"^[A-Za-z]{2}$", required=False)
 
     @_doc("Register a CPO", _envelope_of("Registered", serializers.CharField(), "SUCCESS"), (400, 401),
@@ -88,7 +92,7 @@ class RegisterView(ClientView):
     def post(self, request):
         data = _valid(self.RegisterInputSerializer, request.data)
         try:
-            accounts.cpo_register(**data)
+            accounts.cpo_register(**data, client=request.auth)
         except accounts.AccountError as exc:
             raise PortalError(exc.status_code, exc.message) from None
         return envelope("SUCCESS")
@@ -108,7 +112,8 @@ class LoginView(ClientView):
                       "username and per client address; past the limit the answer is 429 with Retry-After.")
     def post(self, request):
         data = _valid(self.LoginInputSerializer, request.data)
-        pair = _account_call(accounts.session_login, client_address=request.META.get("REMOTE_ADDR"), **data)
+        pair = _account_call(accounts.session_login, client_address=request.META.get("REMOTE_ADDR"),
+                             client=request.auth, **data)
         return envelope(pair.as_dict(), message="SUCCESS")
 
 
@@ -189,20 +194,32 @@ class DetailsView(CpoView):
                          "contact_email": cpo.contact_email, "logo": uploads.storage_url(cpo.logo)})
 
 
-class LogoUploadView(ClientView):
+class LogoUploadView(PortalView):
+    authentication_classes = [ClientKeyAuthentication, SessionAuthentication]
     parser_classes = [MultiPartParser]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if not isinstance(request.auth, (PortalClient, CpoCaller)):
+            raise PortalError(401, "Unauthorized: send 'Authorization: Basic <client key>' "
+                                   "(or 'Bearer <access token>' of a CPO user)")
 
     @_doc("Upload a logo", _envelope_of("LogoUploaded", EMPTY, []), (400, 401, 413, 415), "cpo",
           request={"multipart/form-data": inline_serializer("LogoUpload", {"cpo_logo": serializers.FileField()})},
-          description="JPEG, PNG or WebP up to the upload limit (5 MB by default). The stored file name is "
-                      "returned in the `X-File-Name` header and as `file_name` beside `data`; pass it to "
-                      "register (`logo`) or to the logo update.")
+          description="JPEG, PNG or WebP up to the upload limit (5 MB by default). Register (`logo`) and the "
+                      "logo update then name it by the uploaded file's name (`cpo-logo.png`): the name means "
+                      "the caller's own latest upload of that name (a CPO user's: its own uploads and those of "
+                      "the front end it logged in through). The stored file name is also returned, in the "
+                      "`X-File-Name` header and as `file_name` beside `data`, and names this file exactly.")
     def post(self, request):
         _refuse_oversized(request, files=1)
-        name = _image_call(uploads.logo_store, file=_one_file(request, "cpo_logo"))
+        caller = request.auth
+        upload = _image_call(logos.logo_upload, file=_one_file(request, "cpo_logo"),
+                             client=caller if isinstance(caller, PortalClient) else None,
+                             cpo=caller.cpo if isinstance(caller, CpoCaller) else None)
         response = envelope([])
-        response.data["file_name"] = name
-        response["X-File-Name"] = name
+        response.data["file_name"] = upload.storage_name
+        response["X-File-Name"] = upload.storage_name
         return response
 
 
@@ -210,13 +227,14 @@ class LogoSetView(CpoView):
     parser_classes = [JSONParser]
 
     class LogoSetInputSerializer(serializers.Serializer):
-        logo = serializers.CharField(max_length=255)
+        logo = serializers.CharField(max_length=255, help_text=(
+            "The name of an uploaded logo file (`filename.png`), or the `file_name` its upload returned."))
 
     @_doc("Use an uploaded logo", _envelope_of("LogoSet", EMPTY, []), (400, 401), "cpo", request=LogoSetInputSerializer)
     def patch(self, request):
         data = _valid(self.LogoSetInputSerializer, request.data)
         try:
-            uploads.cpo_logo_set(cpo=self.cpo, logo=data["logo"])
+            logos.cpo_logo_use(cpo=self.cpo, logo=data["logo"], client=request.auth.session.client)
         except ValueError as exc:
             raise PortalError(400, f"Bad Request: {exc}") from None
         return envelope([])

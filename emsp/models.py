@@ -25,9 +25,32 @@ class PortalSession(models.Model):
     refreshed_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    # The front end that logged the user in: its logo uploads are the user's too.
+    client = models.ForeignKey(PortalClient, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="sessions")
 
     class Meta:
         indexes = [models.Index(fields=["user", "revoked_at"], name="portal_session_user_idx")]
 
     def __str__(self) -> str:
         return f"{self.user} {self.sid}"
+
+
+class LogoUpload(models.Model):
+    """A logo as its uploader knows it: by the file name it uploaded (`cpo-logo.png`), since the contract's
+    upload answers `data: []` and register and the logo update then name the file so."""
+
+    file_name = models.CharField(max_length=255, help_text="The name of the file as it was uploaded.")
+    storage_name = models.CharField(max_length=255, unique=True)
+    # The uploader: a front end's key (Basic) or a CPO user's session (Bearer).
+    client = models.ForeignKey(PortalClient, null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="logo_uploads")
+    cpo = models.ForeignKey("locations.Cpo", null=True, blank=True, on_delete=models.CASCADE,
+                            related_name="logo_uploads")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["file_name", "uploaded_at"], name="logo_upload_name_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.storage_name})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import BinaryIO
 
 from django.conf import settings
@@ -12,9 +13,12 @@ from django.db import transaction
 from locations.images import ImageRejected, ProcessedImage, image_process, storage_name
 from locations.models import Cpo, Location, Photo
 
-__all__ = ["ImageRejected", "cpo_logo_set", "logo_store", "photo_add", "photo_replace", "storage_url"]
+__all__ = ["ImageRejected", "cpo_logo_set", "is_logo_storage_name", "logo_store", "photo_add", "photo_replace",
+           "storage_url"]
 
 LOGO_PREFIX = "logos"
+# Exactly what `storage_name` makes: no `.`, `//` or directory can pass for another CPO's file.
+_LOGO_NAME = re.compile(rf"{LOGO_PREFIX}/\d{{4}}/\d{{2}}/[0-9a-f]{{32}}\.(?:jpg|jpeg|png|webp)")
 PHOTO_PREFIX = "photos"
 MAX_PHOTOS_PER_REQUEST = 5
 
@@ -36,9 +40,13 @@ def logo_store(*, file: BinaryIO) -> str:
     return name
 
 
+def is_logo_storage_name(name: str) -> bool:
+    return isinstance(name, str) and _LOGO_NAME.fullmatch(name) is not None
+
+
 def cpo_logo_set(*, cpo: Cpo, logo: str) -> Cpo:
-    """Point the CPO at an uploaded logo; one CPO's logo cannot be claimed by another."""
-    if not logo.startswith(f"{LOGO_PREFIX}/") or ".." in logo or not default_storage.exists(logo):
+    """Point the CPO at an uploaded logo (by storage name); one CPO's logo cannot be claimed by another."""
+    if not is_logo_storage_name(logo) or not default_storage.exists(logo):
         raise ValueError(f"no uploaded logo is named {logo!r}: upload it first")
     if Cpo.objects.filter(logo=logo).exclude(pk=cpo.pk).exists():
         raise ValueError(f"the logo {logo!r} belongs to another CPO")

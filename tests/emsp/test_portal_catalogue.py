@@ -88,6 +88,74 @@ def test_a_logo_of_one_cpo_cannot_be_claimed_by_another(basic, as_alpha, as_brav
     assert stolen.status_code == 400 and "another CPO" in stolen.json()["message"]
 
 
+def _upload_logo(api, file_name: str, color=(200, 30, 30)) -> str:
+    response = api.post("/ocpi/cpo/2.2/cpo/upload", {"cpo_logo": upload(file_name, png(color=color))},
+                        format="multipart")
+    assert response.status_code == 200, response.json()
+    return response["X-File-Name"]
+
+
+def test_a_logo_is_named_by_the_file_name_its_caller_uploaded(basic, client_key, as_alpha, alpha):
+    first = _upload_logo(basic, "filename.png")
+    latest = _upload_logo(basic, "filename.png", color=(0, 0, 200))
+    response = as_alpha.patch("/ocpi/cpo/2.2/cpo/logo/upload", {"logo": "filename.png"}, format="json")
+    assert response.status_code == 200 and response.json() == {"status": 200, "data": [], "message": "Success"}
+    alpha.refresh_from_db()
+    assert alpha.logo == latest != first  # the latest upload of that name
+    unknown = as_alpha.patch("/ocpi/cpo/2.2/cpo/logo/upload", {"logo": "other.png"}, format="json")
+    assert unknown.status_code == 400 and "upload it first" in unknown.json()["message"]
+
+
+def test_a_cpo_user_may_upload_its_logo_itself(as_alpha, alpha):
+    name = _upload_logo(as_alpha, "mine.webp.png")
+    assert as_alpha.patch("/ocpi/cpo/2.2/cpo/logo/upload", {"logo": "mine.webp.png"},
+                          format="json").status_code == 200
+    alpha.refresh_from_db()
+    assert alpha.logo == name
+
+
+def test_register_resolves_the_logo_among_its_own_clients_uploads_only(basic):
+    from rest_framework.test import APIClient
+
+    from emsp.services import portal_client_create
+    from locations.models import Cpo
+
+    _, other_key = portal_client_create(name="another front end")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Basic {other_key}")
+    others = _upload_logo(api, "cpo-logo.png")
+    body = {"username": "solarius", "cpo_owner_name": "Solarius", "contact_name": "CEO",
+            "contact_number": "09123456782", "contact_email": "ceo@solarius.example", "ocpp_ready": True,
+            "logo": "cpo-logo.png"}
+    refused = basic.post("/ocpi/cpo/2.2/register", body, format="json")
+    assert refused.status_code == 400 and "cpo-logo.png" in refused.json()["message"]
+    own = _upload_logo(basic, "cpo-logo.png")
+    assert basic.post("/ocpi/cpo/2.2/register", body, format="json").status_code == 200
+    assert Cpo.objects.get(owner__username="solarius").logo == own != others
+
+
+def test_a_file_name_never_resolves_to_a_logo_another_cpo_uses(basic, as_alpha, as_bravo, alpha, bravo):
+    _upload_logo(basic, "logo.png")
+    assert as_alpha.patch("/ocpi/cpo/2.2/cpo/logo/upload", {"logo": "logo.png"}, format="json").status_code == 200
+    taken = as_bravo.patch("/ocpi/cpo/2.2/cpo/logo/upload", {"logo": "logo.png"}, format="json")
+    assert taken.status_code == 400
+    bravo.refresh_from_db()
+    assert bravo.logo == ""
+
+
+@pytest.mark.parametrize("spelling", ["logos/./{y}/{m}/{f}", "logos/{y}//{m}/{f}", "logos/{y}/{m}/../{m}/{f}",
+                                      "logos/{y}/{m}", "logos/{y}/{m}/", "/logos/{y}/{m}/{f}"])
+def test_another_spelling_of_a_storage_name_claims_nothing(basic, as_alpha, as_bravo, bravo, spelling):
+    name = _upload_logo(basic, "a.png")
+    assert as_alpha.patch("/ocpi/cpo/2.2/cpo/logo/upload", {"logo": name}, format="json").status_code == 200
+    year, month, file = name.split("/")[1:]
+    response = as_bravo.patch("/ocpi/cpo/2.2/cpo/logo/upload",
+                              {"logo": spelling.format(y=year, m=month, f=file)}, format="json")
+    assert response.status_code == 400
+    bravo.refresh_from_db()
+    assert bravo.logo == ""
+
+
 @pytest.mark.parametrize(("content", "status"), [
     (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 415),
     (b"GIF89a" + b"\x00" * 40, 415),
