@@ -6,7 +6,7 @@ import json
 import operator
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from django.db import connections, models, router
 
@@ -34,8 +34,11 @@ class _Inserts:
     def __init__(self, alias: str, now: datetime):
         self.alias = alias
         self.now = now
-        self.statements: list[tuple[str, list]] = []
-        self.copies: list[tuple[str, list[str], Any]] = []
+        # In the order added, parents before children: with foreign keys checked per statement (an import
+        # that is its own transaction) a child row must not arrive before its parent, whichever of the two
+        # goes by COPY and which by INSERT. Each step is ("sql", statement, params) or ("copy", table,
+        # columns, rows).
+        self.steps: list[tuple] = []
 
     def reserve_ids(self, new: dict[type, list[models.Model]]) -> None:
         wanted = [(model, objs) for model, objs in new.items() if objs]
@@ -108,34 +111,58 @@ class _Inserts:
                 value = getattr(obj, f.attname)
                 params.append(convert(value) if convert else value)
             params.append(obj.pk)
-            self.statements.append((
-                f"UPDATE {qn(opts.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
+            self.steps.append((
+                "sql", f"UPDATE {qn(opts.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
                 f"WHERE {qn(opts.pk.column)} = %s", params))
         return True
 
     def _rows(self, table: str, columns: list[str], rows: Iterable, count: int) -> None:
         if count >= COPY_FROM:
-            self.copies.append((table, columns, rows))
+            self.steps.append(("copy", table, columns, rows))
             return
         qn = connections[self.alias].ops.quote_name
         placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
         params: list = []
         for row in rows:
             params.extend(row)
-        self.statements.append((
-            f"INSERT INTO {qn(table)} ({', '.join(map(qn, columns))}) VALUES "
+        self.steps.append((
+            "sql", f"INSERT INTO {qn(table)} ({', '.join(map(qn, columns))}) VALUES "
             + ", ".join([placeholders] * count), params))
 
     def run(self) -> None:
-        if not (self.statements or self.copies):
+        if not self.steps:
             return
-        with connections[self.alias].cursor() as cursor:
-            for table, columns, rows in self.copies:
-                _copy(cursor, table, columns, rows)
-            if self.statements:
-                # One round trip: Django's psycopg cursor binds on the client, so the statements go as one.
-                cursor.execute("; ".join(sql for sql, _ in self.statements),
-                               [param for _, params in self.statements for param in params])
+        connection = connections[self.alias]
+        with connection.cursor() as cursor:
+            pending: list[tuple] = []
+            if any(step[0] == "copy" for step in self.steps):
+                pending.append(_REPLAN_FOREIGN_KEY_CHECKS)
+            for step in self.steps:
+                if step[0] == "sql":
+                    pending.append(step)
+                    continue
+                _statements(cursor, pending)
+                pending = []
+                # psycopg's copy() is not wrapped by Django: its errors would escape as psycopg's own
+                # classes instead of the IntegrityError the services replay on.
+                with connection.wrap_database_errors:
+                    _copy(cursor, *step[1:])
+            _statements(cursor, pending)
+
+
+# PostgreSQL checks a foreign key with a query per inserted row, planned once per session and constraint:
+# after five runs the plan is kept for the session. Kept from a time when the parent table was a few pages
+# (the session's first writes into an empty catalogue: a template upload, a webhook), it is a sequential
+# scan, and every row of a big import then reads the whole parent. Its uncommitted rows trigger no
+# autovacuum ANALYZE that would invalidate it: 100,000 rows took 516 s instead of 22. Before a batch
+# large enough to COPY, the session's plans are dropped and made again on the tables as they are then.
+_REPLAN_FOREIGN_KEY_CHECKS = ("sql", "DISCARD PLANS", [])
+
+
+def _statements(cursor, steps: list[tuple]) -> None:
+    """Consecutive statements in one round trip: Django's psycopg cursor binds on the client."""
+    if steps:
+        cursor.execute("; ".join(sql for _, sql, _ in steps), [param for _, _, params in steps for param in params])
 
 
 def _copy(cursor, table: str, columns: list[str], rows: Iterable) -> None:
