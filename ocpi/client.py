@@ -1,14 +1,17 @@
 """The one outbound HTTP client for URLs that peers give us (versions, endpoints, Link headers).
 
-A peer chooses these URLs, so every call is guarded against reaching our own network: the address
-the socket actually connected to (after DNS, after every redirect) must be public unless it is in
-OCPI_ALLOWED_NETWORKS. Checking the connected socket rather than a DNS answer beforehand leaves no
-window for DNS rebinding. Idempotent calls are retried with backoff; every call has timeouts.
+A peer chooses these URLs, so every call is guarded against reaching our own network: each connection
+(the first and every redirect's) resolves its host once, every address of the answer must be public
+unless it is in OCPI_ALLOWED_NETWORKS, and the socket connects to a checked address, never to the name,
+so that no packet reaches a refused address and no second DNS answer can differ from the checked one.
+Idempotent calls are retried with backoff; every call has timeouts.
 """
 
 import base64
 import ipaddress
 import logging
+import socket
+import sys
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -19,6 +22,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from ocpi.transport import V211
@@ -44,32 +48,87 @@ def address_allowed(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def _guard(sock, host: str) -> None:
-    address = sock.getpeername()[0]
-    if not address_allowed(address):
-        sock.close()
-        raise AddressRefused(
-            f"{host} resolves to {address}, a private, loopback or link-local address; refused "
-            "(EVHUB_OCPI_ALLOWED_NETWORKS lists networks that peers may use)"
-        )
+_ALLOWED_HINT = "EVHUB_OCPI_ALLOWED_NETWORKS lists networks that peers may use"
+
+
+def _kind(address: str) -> str:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
+        if getattr(ip, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    return "not a public address"
+
+
+def _refuse(host: str, address: str) -> AddressRefused:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if getattr(ip, "ipv4_mapped", None):
+        address = f"{address} ({ip.ipv4_mapped})"
+    reason = _kind(str(ip))
+    logger.warning("Outbound call refused: %s resolves to %s, %s", host, address, reason)
+    return AddressRefused(f"{host} resolves to {address}, {reason}; refused ({_ALLOWED_HINT})")
+
+
+def _checked_addresses(host: str, port: int) -> list[tuple]:
+    """getaddrinfo's answer for `host`, every address of it allowed; AddressRefused before any packet if not.
+
+    The whole name is refused when one of its addresses is: a name that points both outside and inside
+    is no peer's, and connecting to the allowed part only would still tell an attacker which names point
+    inside (by the difference between refused and working), and would depend on answer order."""
+    name = host.strip("[]")
+    try:
+        literal = ipaddress.ip_address(name)
+    except ValueError:
+        literal = None
+    if literal is not None and not address_allowed(name):
+        # Refused as written, so that a link-local literal with an unknown zone is refused, not unresolvable.
+        raise _refuse(host, name)
+    # The resolver, not ipaddress, decides what a name means: it reads 2852039166, 0xa9fea9fe, 10.1 as IPv4.
+    answer = socket.getaddrinfo(name, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    for *_, sockaddr in answer:
+        if not address_allowed(sockaddr[0]):
+            raise _refuse(host, sockaddr[0])
+    return answer
 
 
 class _Guarded:
-    """Checks the address before a byte is sent: an IP literal before connecting (no DNS involved, and
-    an unreachable address would otherwise cost the whole connect timeout), every socket once connected
-    and before TLS, so that not even a ClientHello reaches a refused address."""
+    """Resolves the host once, checks every address, and connects only to a checked address, given as an
+    address, so that nothing resolves the name again (DNS rebinding) and no packet, not even a SYN, goes
+    to a refused address: the refusal is the same whether a port there is open or closed. Redirects
+    make new connections, so each hop comes through here too. TLS still uses `self.host` (the name) for
+    SNI and certificate matching, and the Host header is the name."""
 
     def _new_conn(self):
         try:
-            literal = ipaddress.ip_address(self._dns_host)
-        except ValueError:
-            literal = None
-        if literal is not None and not address_allowed(str(literal)):
-            raise AddressRefused(f"{self.host} is a private, loopback or link-local address; refused "
-                                 "(EVHUB_OCPI_ALLOWED_NETWORKS lists networks that peers may use)")
-        sock = super()._new_conn()
-        _guard(sock, self.host)
+            answer = _checked_addresses(self._dns_host, self.port)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        try:
+            sock = self._connect_to(answer)
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        sys.audit("http.client.connect", self, self.host, self.port)
         return sock
+
+    def _connect_to(self, answer: list[tuple]) -> socket.socket:
+        error = OSError("getaddrinfo returns an empty list")
+        for family, socktype, proto, _, sockaddr in answer:
+            sock = socket.socket(family, socktype, proto)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                sock.settimeout(self.timeout)  # urllib3 has already resolved its default to a number or None
+                if self.source_address:
+                    sock.bind(self.source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+        raise error
 
 
 class _GuardedHTTPConnection(_Guarded, HTTPConnection):
