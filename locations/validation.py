@@ -15,13 +15,14 @@ import re
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import pycountry
 
 from locations import enums
+from locations.json_input import text_storable
 
 V221 = "2.2.1"
 V211 = "2.1.1"
@@ -141,12 +142,18 @@ def spec(name: str, convert: Callable[[Any], Any], *, required: bool = False, to
 # every object, and building a new closure each time was a good part of the validation's time.
 
 @functools.cache
+def _storable(raw: str) -> str:
+    if not text_storable(raw.replace("\x00", "")):  # NUL is a control character: replaced below
+        raise ValueError("is not text: it holds a lone UTF-16 surrogate (such as \\ud800), which no database stores")
+    return raw
+
+
 def text(max_length: int, *, ci: bool = False, allow_empty: bool = True) -> Callable[[Any], str]:
     def convert(raw: Any) -> str:
         if type(raw) is str:
             # Nearly every value has no control character: isprintable() (C) rules the regex out. It is
             # also False for some harmless characters (non-breaking space), which the regex then keeps.
-            value = (raw if raw.isprintable() else _CONTROL.sub(" ", raw)).strip()
+            value = (raw if raw.isprintable() else _CONTROL.sub(" ", _storable(raw))).strip()
         elif isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             raise ValueError(f"must be a string, not {type(raw).__name__}")
         else:
@@ -170,15 +177,19 @@ def boolean(raw: Any) -> bool:
     raise ValueError(f"must be true or false, not {raw!r}")
 
 
+# The largest value of the integer columns (PostgreSQL `integer`, and so what SQLite must hold too).
+INT_MAX = 2**31 - 1
+
+
 @functools.cache
-def integer(*, minimum: int = 0, maximum: int | None = None) -> Callable[[Any], int]:
+def integer(*, minimum: int = 0, maximum: int = INT_MAX) -> Callable[[Any], int]:
     def convert(raw: Any) -> int:
         if isinstance(raw, bool):
             raise ValueError("must be an integer, not a boolean")
         if type(raw) is str and raw.isascii() and raw.isdigit():
             # Plain digits (what a CSV cell holds): int() reads them as Decimal would, without it.
             number = int(raw)
-            if number >= minimum and (maximum is None or number <= maximum):
+            if minimum <= number <= maximum:
                 return number  # out of bounds: the general path below words the reason
         try:
             number = Decimal(str(raw).strip())
@@ -186,26 +197,35 @@ def integer(*, minimum: int = 0, maximum: int | None = None) -> Callable[[Any], 
             raise ValueError(f"must be an integer, not {raw!r}") from None
         if not number.is_finite() or number != number.to_integral_value():
             raise ValueError(f"must be an integer, not {raw!r}")
-        if number < minimum or (maximum is not None and number > maximum):
-            bounds = f"{minimum} or more" if maximum is None else f"between {minimum} and {maximum}"
-            raise ValueError(f"must be {bounds}, not {raw!r}")
+        if not minimum <= number <= maximum:
+            raise ValueError(f"must be between {minimum} and {maximum}, not {raw!r}")
         return int(number)
 
     return convert
 
 
 @functools.cache
-def decimal(*, minimum: float | None = None) -> Callable[[Any], Decimal]:
+def decimal(*, max_digits: int, places: int, minimum: float | None = None) -> Callable[[Any], Decimal]:
+    """A number that its column (`DecimalField(max_digits, places)`) holds: rounded to `places`, and
+    refused beyond the column's range, which SQLite would store but not read back."""
+    step = Decimal(1).scaleb(-places)
+    largest = Decimal(10) ** (max_digits - places) - step
+
     def convert(raw: Any) -> Decimal:
         if isinstance(raw, bool):
             raise ValueError("must be a number")
+        if isinstance(raw, str) and len(raw) > 64:
+            raise ValueError("must be a number, not a text of that length")
         try:
             number = Decimal(str(raw).strip().replace(",", "."))
         except InvalidOperation:
             raise ValueError(f"must be a number, not {raw!r}") from None
-        if not number.is_finite() or (minimum is not None and number < minimum):
-            raise ValueError(f"must be a number of at least {minimum}, not {raw!r}")
-        return number
+        if not number.is_finite():
+            raise ValueError(f"must be a number, not {raw!r}")
+        low = -largest if minimum is None else Decimal(str(minimum))
+        if not low <= number <= largest:
+            raise ValueError(f"must be between {low} and {largest}, not {raw!r}")
+        return number.quantize(step, rounding=ROUND_HALF_UP)
 
     return convert
 
@@ -410,7 +430,15 @@ def _coordinate_json(raw: Any) -> dict:
     return result
 
 
-NUMBER = _plain((int, float))
+def _finite_number(raw: Any) -> int | float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError("must be a number")
+    if not math.isfinite(raw) or abs(raw) > 1e15:
+        raise ValueError(f"must be a finite number of at most 1e15, not {raw!r}")
+    return raw
+
+
+NUMBER = _finite_number
 DISPLAY_TEXT = obj({"language": (text(2), True), "text": (text(512), True)})
 IMAGE = obj({
     "url": (url, True),
@@ -498,7 +526,7 @@ CONNECTOR_ELECTRIC = {
     ),
 }
 CONNECTOR_TAIL = (  # portal contract extensions
-    spec("rate_setting", decimal()),
+    spec("rate_setting", decimal(max_digits=10, places=4)),
     spec("status", choice(STATUSES), default=""),
 )
 
@@ -577,7 +605,7 @@ EVSE_HEAD = (
 EVSE_TAIL = (  # portal contract extensions
     *(spec(name, text(size), default="") for name, size in (
         ("serial_number", 64), ("meter_type", 64), ("current_ws_connection_id", 128), ("server_id", 128))),
-    spec("kwh", decimal(minimum=0)),
+    spec("kwh", decimal(max_digits=10, places=2, minimum=0)),
 )
 
 

@@ -198,8 +198,11 @@ def test_a_bug_in_a_resolver_is_an_error_without_internals(basic, monkeypatch):
 # --- Introspection and GraphiQL ----------------------------------------------------------------------------
 
 @pytest.mark.smoke
-def test_introspection_is_on_by_default_and_graphiqls_query_passes(basic, settings):
-    assert settings.GRAPHQL_INTROSPECTION is True
+def test_introspection_is_a_setting_and_graphiqls_query_passes(basic, settings):
+    from config import settings as evhub_settings
+
+    assert evhub_settings.GRAPHQL_INTROSPECTION is evhub_settings.DEBUG  # off by default, on in DEBUG
+    settings.GRAPHQL_INTROSPECTION = True  # as `make run` asks, for GraphiQL
     response = gql(basic, get_introspection_query(descriptions=True, input_value_deprecation=True))
     assert response.status_code == 200, response.content
     names = {t["name"] for t in response.json()["data"]["__schema"]["types"]}
@@ -217,7 +220,14 @@ def test_introspection_can_be_switched_off(basic, settings):
     assert response.status_code == 200 and response.json()["data"]["__typename"] == "Query"
 
 
-def test_introspection_bombs_are_refused(basic):
+def test_introspection_bombs_are_refused(basic, settings):
+    settings.GRAPHQL_INTROSPECTION = True
+    aliased = "{ " + " ".join(f'a{i}: __type(name: "Location") {{ name fields {{ name }} }}' for i in range(200)) + " }"
+    refused(gql(basic, aliased), says="at most 2 of __schema and __type")
+    refused(gql(basic, '{ a: __type(name: "Location") { name } b: __type(name: "Evse") { name } '
+                       'c: __type(name: "Connector") { name } }'), says="at most 2 of __schema and __type")
+    many = "{ __schema { " + " ".join(f"q{i}: queryType {{ name }}" for i in range(25)) + " } }"
+    refused(gql(basic, many), says="aliases")
     query = "{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }"
     refused(gql(basic, query), says="Maximum introspection depth exceeded")
 
