@@ -19,8 +19,10 @@ class CredentialsView(OcpiView):
     allow_token_a = True
 
     def get(self, request):
-        # The credentials to access us are the ones the caller has just used.
-        return envelope(our_credentials(version=self.version, token=self.caller.token, peer=self.caller.peer))
+        # The credentials to access us are the ones the caller has just used. A portal CPO's token C is no
+        # platform's: it is told the hub's own roles, not which other parties the hub speaks for.
+        return envelope(our_credentials(version=self.version, token=self.caller.token, peer=self.caller.peer,
+                                        with_parties=self.caller.kind != "CPO"))
 
     def post(self, request):
         if self.caller.kind != "A":

@@ -61,7 +61,7 @@ def our_versions_url() -> str:
     return public_url(reverse("ocpi-versions"))
 
 
-def our_credentials(*, version: str, token: str, peer: Peer | None = None) -> dict:
+def our_credentials(*, version: str, token: str, peer: Peer | None = None, with_parties: bool = True) -> dict:
     """2.2.1: roles CPO (to send our catalogue) and EMSP (to receive CPOs') of the hub's party, and a CPO
     role for every party whose published locations we send (a hub speaks for them: a receiver accepts a
     location only from a party named here). 2.1.1 has room for one party only: the hub's."""
@@ -74,7 +74,7 @@ def our_credentials(*, version: str, token: str, peer: Peer | None = None) -> di
               "business_details": business_details} for role in ("CPO", "EMSP")]
     roles += [Party(role="CPO", country_code=cpo.country_code, party_id=cpo.party_id,
                     name=cpo.owner_name[:100] or f"{cpo.country_code}*{cpo.party_id}").as_role()
-              for cpo in _catalogue_parties(peer=peer)]
+              for cpo in (_catalogue_parties(peer=peer) if with_parties else ())]
     return {"token": token, "url": our_versions_url(), "roles": roles}
 
 

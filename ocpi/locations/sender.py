@@ -1,7 +1,7 @@
 """Our CPO role (Sender interface): the hub's published catalogue for eMSPs to pull.
 
 Every CPO's published locations except the caller's own parties' (a peer that is both CPO and eMSP
-does not get its own locations back); of each, the EVSEs the hub published, REMOVED ones included with
+does not get its own locations back); a portal CPO calling with its token C gets its own only; of each, the EVSEs the hub published, REMOVED ones included with
 that status. 2.1.1 has no `publish` flag to pass on, so locations a CPO asked not to publish are left
 out there. The list is ordered by (last_updated, id) and paginated as transport_and_format says.
 """
@@ -29,6 +29,10 @@ class LocationsSenderView(OcpiView):
         return envelope(object_below(location, version=self.version, evse_uid=evse_uid, connector_id=connector_id))
 
     def _visible(self, **filters):
+        if self.caller.kind == "CPO":
+            # A portal CPO's token C is its back end's: it reads its own objects (as stored, published by
+            # the hub or not), never another CPO's.
+            return locations_ocpi(cpos=[self.caller.cpo], published_only=False, **filters)
         return locations_ocpi(exclude_cpos=self.caller.cpo_parties(), publish_flag_only=self.version == V211,
                               **filters)
 
