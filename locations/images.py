@@ -98,8 +98,8 @@ def _decode(raw: bytes, max_pixels: int, max_dimension: int) -> Image.Image:
     try:
         # verify() checks the structure (PNG CRCs) but leaves the image unusable, hence the re-open;
         # both opens check the size declared in the header before any pixel is decompressed.
-        _open(raw, max_pixels).verify()
-        im = _open(raw, max_pixels)
+        _open(raw, max_pixels, max_dimension).verify()
+        im = _open(raw, max_pixels, max_dimension)
         # JPEG can decode at 1/2..1/8 scale directly: a big photo never exists at full size.
         im.draft(None, (max_dimension, max_dimension))
         im.load()
@@ -121,17 +121,21 @@ def _unreadable(raw: bytes) -> ImageRejected:
                               "formats are refused).")
 
 
-def _open(raw: bytes, max_pixels: int) -> ImageFile.ImageFile:
+def _open(raw: bytes, max_pixels: int, max_dimension: int) -> ImageFile.ImageFile:
     # formats= keeps every other Pillow plugin (TIFF, BMP, EPS, ...) away from untrusted bytes.
     im = Image.open(io.BytesIO(raw), formats=["JPEG", "PNG", "WEBP"])
-    # Per-call limit, checked from the header; Image.MAX_IMAGE_PIXELS is process-global.
-    if im.width * im.height > max_pixels:
-        raise _too_many_pixels(max_pixels)
+    # Per-call limit, checked from the header; Image.MAX_IMAGE_PIXELS is process-global. A JPEG is decoded
+    # at 1/2..1/8 scale (draft), so its full size costs little; a PNG or WebP is decoded whole, and a 40 KB
+    # PNG of 6300 x 6300 cost 1.5-2 s of CPU: those may have no more pixels than what we keep of them.
+    limit = max_pixels if im.format in ("JPEG", "MPO") else min(max_pixels, max_dimension * max_dimension)
+    if im.width * im.height > limit:
+        raise _too_many_pixels(limit, im.format)
     return im
 
 
-def _too_many_pixels(max_pixels: int) -> ImageRejected:
-    return ImageRejected(413, f"The image dimensions are too large: at most {max_pixels:,} pixels.")
+def _too_many_pixels(max_pixels: int, fmt: str | None = None) -> ImageRejected:
+    hint = " for PNG and WebP (a JPEG may be larger)" if fmt in ("PNG", "WEBP") else ""
+    return ImageRejected(413, f"The image dimensions are too large: at most {max_pixels:,} pixels{hint}.")
 
 
 def _normalise(im: Image.Image, *, alpha_allowed: bool) -> Image.Image:

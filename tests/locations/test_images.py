@@ -337,6 +337,32 @@ def test_decompression_bomb_above_our_limit_is_refused_fast():
     assert error.status == 413 and "dimensions" in error.reason
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_png_or_webp_with_more_pixels_than_we_keep_is_refused_before_decoding(fmt):
+    if fmt == "PNG":
+        raw = bomb_png(6300, 6300)  # 40 KB on disk, 39.7 Mpx: under the JPEG limit, 1.5-2 s to decode
+        assert len(raw) < 100_000
+    else:
+        raw = patched_webp(6300, 6300)
+    error = rejected(raw)
+    assert error.status == 413 and "PNG and WebP" in error.reason
+    assert process(encode(Image.new("RGB", (300, 200), "red"), fmt), max_dimension=400).width == 300
+
+
+def patched_webp(width: int, height: int) -> bytes:
+    """A lossless WebP whose header claims width x height."""
+    raw = _lossless_webp(Image.new("RGB", (4, 4), "blue"))
+    assert raw[12:16] == b"VP8L" and raw[20] == 0x2F  # the 14-bit width and height follow the signature
+    bits = (width - 1) | ((height - 1) << 14)
+    return raw[:21] + bits.to_bytes(4, "little")[:4] + raw[25:]
+
+
+def _lossless_webp(image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="WEBP", lossless=True)
+    return out.getvalue()
+
+
 def test_header_claiming_20000x20000_is_refused_fast():
     started = time.perf_counter()
     error = rejected(patched_png(20000, 20000))
