@@ -151,7 +151,8 @@ def test_not_json_is_400_not_500(client, ph_alpha):
 def test_wrong_party_is_403(client, ph_alpha, ph_bravo):
     response = post(client, LOCATIONS_URL.format("PH", "XYZ"), PAYLOAD, ph_alpha.token_c)
     assert response.status_code == 403
-    assert response.json() == {"status": 403, "data": [], "message": response.json()["message"]}
+    assert response.json() == {"status": 403, "data": [],
+                               "message": "Forbidden: this token does not belong to party PH*XYZ"}
 
 
 def test_bravos_token_cannot_write_alphas_party(client, ph_alpha, ph_bravo):
