@@ -41,24 +41,36 @@ Pure stdlib, like the BNetzA parser.
 
 from __future__ import annotations
 
-import csv
 import re
 from decimal import Decimal
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
-from locations.registers.bnetza import (
+from locations.registers.common import (
+    Issues,
+    Record,
     RegisterRow,
-    _clean,
-    _decoded,
+    clean,
+    csv_records,
     data_records,
-    _Issues,
-    _shorten,
-    _six_decimals,
+    decoded_lines,
+    shorten,
+    six_decimals,
 )
+from locations.registers.workbook import sheet_records
 
-__all__ = ["ASSUMED_CONNECTOR", "FORMAT", "detect_afdc", "iter_afdc_locations"]
+__all__ = [
+    "ASSUMED_CONNECTOR",
+    "DELIMITER",
+    "FORMAT",
+    "detect_afdc",
+    "is_header",
+    "iter_afdc_locations",
+    "iter_afdc_records",
+    "iter_afdc_workbook",
+]
 
 FORMAT = "us-afdc"
+DELIMITER = ","
 ID_PREFIX = "US-AFDC-"
 COUNTRY = "USA"
 FALLBACK_TIME_ZONE = "America/New_York"
@@ -163,13 +175,13 @@ _REQUIRED_ROLES = ("name", "zip", "latitude", "longitude", "id")
 class Layout:
     def __init__(self, header_cells: list[str]):
         keys = [_header_key(cell) for cell in header_cells]
-        self.header = tuple(_clean(cell.replace("\ufeff", "")) for cell in header_cells)
+        self.header = tuple(clean(cell.replace("\ufeff", "")) for cell in header_cells)
         role_keys = {role: _header_key(name) for role, name in _ROLES.items()}
         self.columns = {role: keys.index(key) for role, key in role_keys.items() if key in keys}
 
     def value(self, cells: list[str], role: str) -> str:
         index = self.columns.get(role)
-        return _clean(cells[index]) if index is not None and index < len(cells) else ""
+        return clean(cells[index]) if index is not None and index < len(cells) else ""
 
     def title(self, role: str) -> str:
         return self.header[self.columns[role]]
@@ -188,6 +200,14 @@ def detect_afdc(header_cells: Iterable[str]) -> str:
     return FORMAT
 
 
+def is_header(cells: Iterable[str]) -> bool:
+    try:
+        detect_afdc(cells)
+    except ValueError:
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -197,16 +217,26 @@ def iter_afdc_locations(lines: Iterable[str | bytes]) -> Iterator[RegisterRow]:
     `lines` is an open file (text opened with newline="", or binary) or any iterable of lines.
     Raises ValueError when the first line is not an AFDC header.
     """
-    reader = csv.reader(_decoded(lines))
+    return iter_afdc_records(csv_records(decoded_lines(lines), delimiter=DELIMITER))
+
+
+def iter_afdc_workbook(file: BinaryIO, *, max_text_bytes: int | None = None) -> Iterator[RegisterRow]:
+    """The same for the list saved as an Excel workbook (.xlsx): its first sheet, streamed."""
+    return iter_afdc_records(sheet_records(file, max_text_bytes=max_text_bytes))
+
+
+def iter_afdc_records(records: Iterable[Record]) -> Iterator[RegisterRow]:
+    """Rows from (row number, cells) records, the first of them not blank being the header."""
+    records = data_records(records)
     try:
-        header = next(reader)
+        _, header = next(records)
     except StopIteration:
         raise ValueError("not an AFDC station export: the file is empty") from None
-    except csv.Error as exc:
-        raise ValueError(f"not an AFDC station export: unreadable CSV ({exc})") from exc
+    except ValueError as exc:
+        raise ValueError(f"not an AFDC station export: {exc}") from exc
     detect_afdc(header)
     layout = Layout(header)
-    for start, cells in data_records(reader):
+    for start, cells in records:
         yield parse_row(cells, layout, start)
 
 
@@ -215,12 +245,12 @@ def iter_afdc_locations(lines: Iterable[str | bytes]) -> Iterator[RegisterRow]:
 
 def parse_row(cells: list[str], layout: Layout, row: int) -> RegisterRow:
     """Turn the cells of one station into a `RegisterRow` (exposed for tests and reuse)."""
-    issues = _Issues()
+    issues = Issues()
     location = _build_location(cells, layout, issues)
     return issues.result(row, location)
 
 
-def _build_location(cells: list[str], layout: Layout, issues: _Issues) -> dict | None:
+def _build_location(cells: list[str], layout: Layout, issues: Issues) -> dict | None:
     station_id = layout.value(cells, "id")
     if not (station_id.isascii() and station_id.isdigit()):
         issues.error(layout.title("id"), station_id, "not a station id")
@@ -239,9 +269,9 @@ def _build_location(cells: list[str], layout: Layout, issues: _Issues) -> dict |
     state = _state(cells, layout, postal_code)
     return {
         "id": location_id,
-        "name": _shorten(name or street, 255),
-        "address": _shorten(street, 45),
-        "city": _shorten(city, 45),
+        "name": shorten(name or street, 255),
+        "address": shorten(street, 45),
+        "city": shorten(city, 45),
         "postal_code": postal_code,
         "state": state,
         "country": COUNTRY,
@@ -254,8 +284,8 @@ def _build_location(cells: list[str], layout: Layout, issues: _Issues) -> dict |
     }
 
 
-def _zip(cells: list[str], layout: Layout, issues: _Issues) -> str | None:
-    value = layout.value(cells, "zip")  # _clean drops the no-break space some rows carry
+def _zip(cells: list[str], layout: Layout, issues: Issues) -> str | None:
+    value = layout.value(cells, "zip")  # clean drops the no-break space some rows carry
     column = layout.title("zip")
     if _CANADIAN_POSTCODE.fullmatch(value):
         issues.error(column, value, "a Canadian postcode: not a US station")
@@ -276,7 +306,7 @@ def _state(cells: list[str], layout: Layout, postal_code: str | None) -> str | N
     if _STATE_CODE.fullmatch(stated):
         return stated
     if stated:
-        return _shorten(layout.value(cells, "state"), 20)
+        return shorten(layout.value(cells, "state"), 20)
     if postal_code is None:
         return None
     prefix = int(postal_code[:3])
@@ -286,7 +316,7 @@ def _state(cells: list[str], layout: Layout, postal_code: str | None) -> str | N
     return None
 
 
-def _time_zone(state: str | None, cells: list[str], layout: Layout, issues: _Issues) -> str:
+def _time_zone(state: str | None, cells: list[str], layout: Layout, issues: Issues) -> str:
     code = (state or "").upper()
     if code in _STATE_ZONES:
         return _STATE_ZONES[code]
@@ -300,7 +330,7 @@ def _time_zone(state: str | None, cells: list[str], layout: Layout, issues: _Iss
     return FALLBACK_TIME_ZONE
 
 
-def _coordinates(cells: list[str], layout: Layout, issues: _Issues) -> dict | None:
+def _coordinates(cells: list[str], layout: Layout, issues: Issues) -> dict | None:
     lat_text, lng_text = layout.value(cells, "latitude"), layout.value(cells, "longitude")
     lat_column, lng_column = layout.title("latitude"), layout.title("longitude")
     pair = issues.decimal_pair(lat_text, lng_text, lat_column, lng_column)
@@ -316,4 +346,4 @@ def _coordinates(cells: list[str], layout: Layout, issues: _Issues) -> dict | No
         return None
     if min(-lat.as_tuple().exponent, -lng.as_tuple().exponent) < 2:
         issues.warn(f"{lat_column}/{lng_column}", f"{lat_text}/{lng_text}", "imprecise: under 2 decimals")
-    return {"latitude": _six_decimals(lat), "longitude": _six_decimals(lng)}
+    return {"latitude": six_decimals(lat), "longitude": six_decimals(lng)}
