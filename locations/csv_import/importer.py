@@ -63,10 +63,9 @@ def _check_foreign_keys_per_statement() -> None:
 
 
 def _source(cpo: Cpo, file: BinaryIO | TextIO, format: str) -> Source:
-    lines = reading.text_lines(file)
     if format == "evhub":
-        return EvhubSource(lines, cpo=cpo)
-    return RegisterSource(lines, cpo=cpo, format=format)
+        return EvhubSource(reading.text_lines(file), cpo=cpo)
+    return RegisterSource(file, cpo=cpo, format=format)  # CSV or Excel workbook: it tells them apart
 
 
 def _run(cpo: Cpo, file: BinaryIO | TextIO, format: str, report: ImportReport,

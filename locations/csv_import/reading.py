@@ -4,6 +4,10 @@ Spreadsheets save CSV in many ways: UTF-8 with or without a BOM, UTF-16 ("Unicod
 Windows code page of a Western-European Excel, `;` instead of `,` where the comma is the decimal
 sign. The first 64 KiB are looked at to decide the encoding; nothing else is read ahead, so memory
 stays flat whatever the file's size.
+
+Registers also come as Excel workbooks (.xlsx), known by their first bytes (`is_workbook`); they
+are read as sheets, not as text (`locations.registers.workbook`), under the same limit on the
+file's size.
 """
 
 from __future__ import annotations
@@ -16,12 +20,17 @@ from typing import BinaryIO, Iterator, TextIO
 from django.conf import settings
 
 from locations.csv_import.report import RowError
+from locations.registers import workbook
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_ROWS = 200_000
 # The longest value any column holds is 255 characters (name, address); a cell far beyond that is a
 # paste gone wrong or an attack on whoever opens the file next, not data.
 DEFAULT_MAX_CELL_CHARS = 1000
+
+# An .xlsx is compressed: once unpacked, its texts take several times the file's size. Far beyond
+# that it is more likely a ZIP bomb than a register.
+WORKBOOK_TEXT_FACTOR = 10
 
 _SAMPLE_BYTES = 64 * 1024
 _BUFFER_BYTES = 1024 * 1024
@@ -60,6 +69,53 @@ def max_rows() -> int:
 
 def max_cell_chars() -> int:
     return getattr(settings, "EVHUB_CSV_MAX_CELL_CHARS", DEFAULT_MAX_CELL_CHARS)
+
+
+def max_workbook_text_bytes() -> int:
+    return max_bytes() * WORKBOOK_TEXT_FACTOR
+
+
+def is_workbook(file: BinaryIO | TextIO) -> bool:
+    """Whether the file, from where it stands, is an Excel workbook rather than text."""
+    start = _peek(file, len(workbook.XLSX_SIGNATURE))
+    return isinstance(start, bytes) and workbook.is_workbook(start)
+
+
+def check_workbook_size(file: BinaryIO) -> None:
+    """A workbook is read as a whole archive, not line by line: its size is checked before."""
+    limit = max_bytes()
+    size = getattr(file, "size", None)
+    if not isinstance(size, int):
+        position = file.tell()
+        size = file.seek(0, io.SEEK_END) - position
+        file.seek(position)
+    if size > limit:
+        raise _too_large(limit)
+
+
+def sample_lines(file: BinaryIO | TextIO) -> list[str]:
+    """The first lines of a CSV file (up to 64 KiB of it) as text, leaving the file where it was."""
+    sample = _peek(file, _SAMPLE_BYTES)
+    if sample is None:
+        raise FileRejected("the file can only be read once, so its format cannot be told: name the format")
+    text = sample.decode(_encoding(sample), errors="replace") if isinstance(sample, bytes) else sample
+    text = text.removeprefix("\ufeff")
+    _check_text(text)
+    lines = text.splitlines(keepends=True)
+    return lines[:-1] if len(sample) == _SAMPLE_BYTES and len(lines) > 1 else lines  # the last one cut short
+
+
+def _peek(file: BinaryIO | TextIO, size: int) -> bytes | str | None:
+    """Up to `size` bytes (characters, from a text file) from the file's position, which is kept;
+    None when the file cannot go back."""
+    seekable = getattr(file, "seekable", None)
+    if seekable is None or not seekable():
+        return None
+    position = file.tell()
+    try:
+        return file.read(size)
+    finally:
+        file.seek(position)
 
 
 def text_lines(file: BinaryIO | TextIO) -> Iterator[str]:
