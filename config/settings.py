@@ -168,6 +168,11 @@ STORAGES = {
 }
 UPLOAD_MAX_BYTES = env.int("EVHUB_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
 EVHUB_CSV_MAX_BYTES = env.int("EVHUB_CSV_MAX_BYTES", default=50 * 1024 * 1024)
+# CSV uploads up to this size are imported in their request; larger ones, and any still running after
+# EVHUB_CSV_SYNC_SECONDS, by a Celery worker (locations.csv_import.jobs), within EVHUB_CSV_JOB_SECONDS.
+EVHUB_CSV_SYNC_MAX_BYTES = env.int("EVHUB_CSV_SYNC_MAX_BYTES", default=1024 * 1024)
+EVHUB_CSV_SYNC_SECONDS = env.float("EVHUB_CSV_SYNC_SECONDS", default=10.0)
+EVHUB_CSV_JOB_SECONDS = env.int("EVHUB_CSV_JOB_SECONDS", default=1800)
 # Uploads above this size go to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

@@ -6,11 +6,8 @@ in the contract's envelope. CPO endpoints see only the caller's CPO: another CPO
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser, MultiPartParser
@@ -278,47 +275,6 @@ class PhotoReplaceView(CpoView):
         _refuse_oversized(request, files=1)
         _image_call(uploads.photo_replace, photo=photo, file=_one_file(request, "location_photo"))
         return envelope([])
-
-
-# --- CSV import ----------------------------------------------------------------------------------------------
-
-
-class CsvUploadView(CpoView):
-    parser_classes = [MultiPartParser]
-
-    @_doc("Import locations from CSV", _envelope_of("CsvImported", EMPTY, []), (400, 401, 413), "locations",
-          request={"multipart/form-data": inline_serializer("CsvUpload", {"file": serializers.FileField()})},
-          description="One row per connector, in the layout of the template (GET .../csv/template). "
-                      "All or nothing: on any error nothing is stored and `data` lists every error "
-                      "(row, column, value, reason). Importing the same file again changes nothing.")
-    def post(self, request):
-        from locations.csv_import import locations_import_csv
-
-        limit = settings.EVHUB_CSV_MAX_BYTES
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit + 64 * 1024:
-            raise PortalError(413, f"Payload Too Large: a CSV file may be at most {limit} bytes")
-        upload = _one_file(request, "file")
-        if upload.size > limit:
-            raise PortalError(413, f"Payload Too Large: a CSV file may be at most {limit} bytes")
-        report = locations_import_csv(cpo=self.cpo, file=upload)
-        if report.error_count:
-            raise PortalError(400, f"Bad Request: {report.error_count} errors, nothing was imported",
-                              data=[asdict(error) for error in report.errors])
-        return envelope([], message=f"Success: {report.rows} rows, {report.created} locations created, "
-                                    f"{report.updated} updated, {report.unchanged} unchanged")
-
-
-class CsvTemplateView(CpoView):
-    @extend_schema(summary="CSV template", tags=["locations"],
-                   responses={(200, "text/csv"): OpenApiTypes.STR, 401: ERROR})
-    def get(self, request):
-        from django.http import HttpResponse
-
-        from locations.csv_import import csv_template
-
-        response = HttpResponse(csv_template(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="evhub-locations-template.csv"'
-        return response
 
 
 # --- Filters and pending counts ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from emsp import api, pages
+from emsp import api, api_csv, pages
 
 urlpatterns = [
     path("ocpi/cpo/2.2/register", api.RegisterView.as_view()),
@@ -18,7 +18,8 @@ urlpatterns = [
     path("ocpi/cpo/api/v1/credentials/token-c", api.TokenCView.as_view()),
     path("ocpi/cpo/api/v1/locations/photos/uploads", api.PhotoUploadView.as_view()),
     path("ocpi/cpo/api/v1/locations/photos/uploads/<str:photo_id>", api.PhotoReplaceView.as_view()),
-    path("ocpi/cpo/api/v2/locations/uploads/csv", api.CsvUploadView.as_view()),
-    path("ocpi/cpo/api/v2/locations/uploads/csv/template", api.CsvTemplateView.as_view()),
+    path("ocpi/cpo/api/v2/locations/uploads/csv", api_csv.CsvUploadView.as_view()),
+    path("ocpi/cpo/api/v2/locations/uploads/csv/template", api_csv.CsvTemplateView.as_view()),
+    path("ocpi/cpo/api/v2/locations/uploads/csv/<str:import_id>", api_csv.CsvImportView.as_view()),
     path("portal/set-password/<str:uid>/<str:token>/", pages.set_password, name="portal-set-password"),
 ]

@@ -7,6 +7,7 @@ from locations.models import (
     Connector,
     ConnectorType,
     Cpo,
+    CsvImport,
     Evse,
     Facility,
     Location,
@@ -130,3 +131,27 @@ class TariffAdmin(admin.ModelAdmin):
 class PhotoAdmin(admin.ModelAdmin):
     list_display = ["image", "location", "content_type", "date_created"]
     raw_id_fields = ["location"]
+
+
+@admin.register(CsvImport)
+class CsvImportAdmin(admin.ModelAdmin):
+    """Read-only: an import is the CPO's upload and what came of it; nothing here may change either."""
+
+    list_display = ["id", "cpo", "file_name", "status", "rows", "created", "updated", "unchanged", "error_count",
+                    "date_created", "finished_at"]
+    list_filter = ["status", "background", "format"]
+    search_fields = ["file_name", "cpo__party_id", "cpo__owner_name"]
+    list_select_related = ["cpo"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in CsvImport._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

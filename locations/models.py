@@ -277,3 +277,52 @@ class Photo(models.Model):
 
     def __str__(self) -> str:
         return self.image
+
+
+class CsvImport(models.Model):
+    """One CSV file a CPO uploaded, its import's progress and its report.
+
+    The import itself is all or nothing (one transaction); this row is written beside it, so that the
+    CPO can follow a long import and read its per-row report afterwards.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED"
+        RUNNING = "RUNNING"
+        SUCCEEDED = "SUCCEEDED"  # committed
+        FAILED = "FAILED"  # nothing stored: rows refused (see errors) or the import could not finish
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED)
+
+    cpo = models.ForeignKey(Cpo, on_delete=models.CASCADE, related_name="csv_imports", db_index=False)
+    file = models.CharField(max_length=255, blank=True, help_text="Storage name of the upload, until imported.")
+    file_name = models.CharField(max_length=255, blank=True, help_text="The name the file was uploaded as.")
+    file_size = models.PositiveBigIntegerField(default=0)
+    format = models.CharField(max_length=16, default="evhub")
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
+    background = models.BooleanField(default=False, help_text="Run by a worker rather than in the upload's request.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    bytes_read = models.PositiveBigIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0, help_text="Rows read so far (the header not counted).")
+    locations = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="The first errors: row, column, value, reason.")
+    message = models.CharField(max_length=255, blank=True)
+    date_created = models.DateTimeField(auto_now_add=True)
+    date_modified = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "CSV import"
+        indexes = [models.Index(fields=["cpo", "-id"], name="csvimport_cpo_newest_idx")]
+
+    def __str__(self) -> str:
+        return f"CSV import {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED

@@ -26,14 +26,17 @@ BATCH_LOCATIONS = 500
 
 def locations_import_csv(*, cpo: Cpo, file: BinaryIO | TextIO, format: str = "evhub", dry_run: bool = False,
                          progress: Callable[[int], None] | None = None,
-                         skip_invalid: bool = False) -> ImportReport:
+                         skip_invalid: bool = False,
+                         committing: Callable[[ImportReport], None] | None = None) -> ImportReport:
     """Import the locations, EVSEs and connectors of a CSV file for `cpo`.
 
     All or nothing: on any error, or with `dry_run`, nothing is written, and the report still lists
     every error (up to `MAX_REPORTED_ERRORS`, with the total). `skip_invalid` keeps the valid
     locations and reports the others (real registers always have a few rows that are no station);
     a file that cannot be read at all is never kept. `progress` is called with the number of rows
-    read since its last call (`tqdm.update`).
+    read since its last call (`tqdm.update`), after each batch; an exception it raises stops the
+    import, and nothing is kept. `committing` is called with the final report inside the import's
+    transaction when it is about to commit, so that what it writes is kept exactly when the import is.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; one of {', '.join(FORMATS)}")
@@ -44,9 +47,11 @@ def locations_import_csv(*, cpo: Cpo, file: BinaryIO | TextIO, format: str = "ev
             _check_foreign_keys_per_statement()
         readable = _run(cpo, file, format, report, progress or (lambda rows: None))
         report.committed = readable and not dry_run and (skip_invalid or report.error_count == 0)
+        report.errors.sort(key=lambda error: error.row)
         if not report.committed:
             transaction.set_rollback(True)
-    report.errors.sort(key=lambda error: error.row)
+        elif committing is not None:
+            committing(report)
     return report
 
 
