@@ -1,10 +1,15 @@
 """Excel workbooks (.xlsx) as register records, streamed row by row.
 
 Registers are published as Excel workbooks too (the Bundesnetzagentur's every month, beside its CSV).
-openpyxl reads the first worksheet in read-only mode, one row at a time. Its shared-strings table,
-which openpyxl would hold in memory whole (every distinct text of the workbook: public keys, EVSE ids
-and streets make ~400,000 in a 116,000-row register), is spooled to a temporary file instead; memory
-keeps 8 bytes per distinct text, for its offset in that file.
+openpyxl opens the workbook read-only (`ExcelReader(read_only=True, data_only=True)`, what
+`load_workbook` does) and its sheet parser reads the first worksheet's cells one row at a time. Two
+things openpyxl would keep for the whole file are not kept, so that memory stays flat:
+
+* the shared-strings table (every distinct text of the workbook: public keys, EVSE ids and streets
+  make ~400,000 in a 116,000-row register) goes to a temporary file; memory keeps 8 bytes per
+  distinct text, for its offset in that file;
+* the rows already read: openpyxl's read-only rows leave each emptied <row> element in the parsed
+  tree (~80 bytes a row), so the rows are parsed here with its cell parser, and dropped.
 
 Cells become the texts a CSV export of the same sheet holds, so the readers see one kind of record:
 numbers as they print (`48.442398`, `22`), dates in ISO 8601 (`2020-01-11`, with ` 10:30:00` when the
@@ -24,8 +29,11 @@ from xml.etree.ElementTree import ParseError
 from xml.parsers import expat
 
 from openpyxl.reader.excel import ExcelReader
+from openpyxl.utils.cell import coordinate_to_tuple
 from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.xml.constants import SHARED_STRINGS
+from openpyxl.worksheet._reader import WorkSheetParser
+from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
+from openpyxl.xml.functions import iterparse
 
 from locations.registers.common import Record
 
@@ -36,6 +44,9 @@ XLSX_SIGNATURE = b"PK\x03\x04"
 _UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, InvalidFileException, ParseError, expat.ExpatError,
                KeyError, IndexError, TypeError, ValueError, EOFError)
 _COPY_CHUNK = 1024 * 1024
+_SHEET_DATA = f"{{{SHEET_MAIN_NS}}}sheetData"
+_ROW = f"{{{SHEET_MAIN_NS}}}row"
+_INLINE, _TEXT, _RUN = (f"{{{SHEET_MAIN_NS}}}{tag}" for tag in ("is", "t", "r"))
 _MIDNIGHT = time()
 
 
@@ -63,24 +74,76 @@ def sheet_records(file: BinaryIO, *, max_text_bytes: int | None = None) -> Itera
             raise ValueError(f"not a readable Excel workbook ({type(exc).__name__}: {exc})") from None
         workbook = reader.wb
         try:
-            sheet = workbook.worksheets[0]
-            # The <dimension> some writers leave stale (often "A1") would cut every row short.
-            sheet.reset_dimensions()
-            rows = sheet.iter_rows(min_row=1, min_col=1, values_only=True)
-            for number, values in enumerate(_checked(rows), start=1):
-                # Most cells are texts or empty: the type test inline spares a call for each.
-                yield number, [value if value.__class__ is str else "" if value is None else _text(value)
-                               for value in values]
+            yield from _rows(workbook, strings)
         finally:
             workbook.close()
             strings.close()
 
 
-def _checked(rows) -> Iterator[tuple]:
-    try:
-        yield from rows
-    except _UNREADABLE as exc:
-        raise ValueError(f"unreadable Excel sheet ({type(exc).__name__}: {exc})") from None
+def _rows(workbook, strings: SpooledStrings) -> Iterator[Record]:
+    if not workbook.worksheets:
+        raise ValueError("not a readable Excel workbook (it has no worksheet)")
+    sheet = workbook.worksheets[0]
+    with workbook._archive.open(sheet._worksheet_path) as xml:
+        parser = _RowParser(xml, strings, data_only=True, epoch=workbook.epoch,
+                            date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
+        try:
+            for number, cells in parser.parse():
+                # A row holds the cells up to its last one that has a value: its <dimension>, which
+                # openpyxl would pad or cut rows to, is often stale ("A1") in what other tools write.
+                texts = [""] * (cells[-1]["column"] if cells else 0)
+                for cell in cells:
+                    value = cell["value"]
+                    # Most cells are texts or empty: the type test inline spares a call for each.
+                    texts[cell["column"] - 1] = value if value.__class__ is str else (
+                        "" if value is None else _text(value))
+                yield number, texts
+        except _UNREADABLE as exc:
+            raise ValueError(f"unreadable Excel sheet ({type(exc).__name__}: {exc})") from None
+
+
+class _RowParser(WorkSheetParser):
+    """openpyxl's sheet parser, keeping nothing of the rows it has handed over: its own `parse`
+    leaves each emptied <row> in the tree, and notes the attributes of rows with a height or style."""
+
+    def parse(self) -> Iterator[tuple[int, list[dict]]]:
+        sheet_data = None
+        for event, element in iterparse(self.source, events=("start", "end")):
+            if event == "start":
+                if element.tag == _SHEET_DATA:
+                    sheet_data = element
+            elif element.tag == _ROW:
+                yield self.parse_row(element)
+                if sheet_data is not None:
+                    sheet_data.clear()
+
+    def parse_row(self, row) -> tuple[int, list[dict]]:
+        number = row.get("r")
+        self.row_counter = int(number) if number is not None and number.isdigit() else self.row_counter + 1
+        self.col_counter = 0
+        return self.row_counter, [self.parse_cell(cell) for cell in row]
+
+    def parse_cell(self, element) -> dict:
+        if element.get("t") != "inlineStr":
+            return super().parse_cell(element)
+        # openpyxl builds rich-text objects for an inline string, at several times the cost of its text.
+        coordinate = element.get("r")
+        if coordinate:
+            self.col_counter = coordinate_to_tuple(coordinate)[1]
+        else:
+            self.col_counter += 1
+        inline = element.find(_INLINE)
+        return {"column": self.col_counter, "value": None if inline is None else _inline_text(inline)}
+
+
+def _inline_text(inline) -> str:
+    parts = []
+    for child in inline:  # <t>, or runs <r><t>; not the phonetic hints <rPh>
+        if child.tag == _TEXT:
+            parts.append(child.text or "")
+        elif child.tag == _RUN:
+            parts.extend(text.text or "" for text in child.iter(_TEXT))
+    return "".join(parts)
 
 
 class _TooMuchText(Exception):
@@ -151,11 +214,15 @@ class SpooledStrings:
     """
 
     _FLUSH_BYTES = 1024 * 1024
+    # Texts read back lately, kept for the next rows: a register repeats its operators, plugs and
+    # statuses on every other row. Emptied when full, so it never outgrows this.
+    _RECENT = 8192
 
     def __init__(self, max_bytes: int | None = None):
         self.max_bytes = max_bytes
         self.file = tempfile.TemporaryFile()
         self.offsets = array("Q", [0])
+        self._recent: dict[int, str] = {}
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._parts: list[str] = []
@@ -166,8 +233,14 @@ class SpooledStrings:
         return len(self.offsets) - 1
 
     def __getitem__(self, index: int) -> str:
-        start, end = self.offsets[index], self.offsets[index + 1]
-        return os.pread(self.file.fileno(), end - start, start).decode("utf-8")
+        text = self._recent.get(index)
+        if text is None:
+            start, end = self.offsets[index], self.offsets[index + 1]
+            text = os.pread(self.file.fileno(), end - start, start).decode("utf-8")
+            if len(self._recent) >= self._RECENT:
+                self._recent.clear()
+            self._recent[index] = text
+        return text
 
     def close(self) -> None:
         self.file.close()

@@ -29,8 +29,17 @@ from tests.locations.test_csv_import import as_csv, grid
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 
 
-def excel_like_xlsx(rows: list[list], *, dimension: str | None = None, rich: bool = False) -> io.BytesIO:
-    """A workbook as Excel writes it, texts in the shared-strings table (openpyxl writes them inline)."""
+def excel_like_xlsx(rows: list[list], *, dimension: str | None = None, rich: bool = False,
+                    inline: bool = False) -> io.BytesIO:
+    """A workbook as Excel writes it, texts in the shared-strings table (openpyxl writes them inline),
+    or with `inline` as other tools do, with rich text when `rich`."""
+    def content(text: str) -> str:
+        if rich and " " in text:  # two runs and a phonetic hint, which is no part of the text
+            head, tail = text.split(" ", 1)
+            return (f"<r><rPr><b/></rPr><t>{escape(head)} </t></r><r><t>{escape(tail)}</t></r>"
+                    f"<rPh sb=\"0\" eb=\"1\"><t>ignored</t></rPh>")
+        return f"<t>{escape(text)}</t>"
+
     strings: dict[str, int] = {}
     sheet_rows = []
     for number, row in enumerate(rows, start=1):
@@ -41,18 +50,13 @@ def excel_like_xlsx(rows: list[list], *, dimension: str | None = None, rich: boo
                 continue
             if isinstance(value, (int, float)):
                 cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+            elif inline:
+                cells.append(f'<c r="{ref}" t="inlineStr"><is>{content(value)}</is></c>')
             else:
                 index = strings.setdefault(value, len(strings))
                 cells.append(f'<c r="{ref}" t="s"><v>{index}</v></c>')
         sheet_rows.append(f'<row r="{number}">{"".join(cells)}</row>')
     dimension_xml = f'<dimension ref="{dimension}"/>' if dimension else ""
-
-    def item(text: str) -> str:
-        if rich and " " in text:  # two runs and a phonetic hint, which is no part of the text
-            head, tail = text.split(" ", 1)
-            return (f"<si><r><rPr><b/></rPr><t>{escape(head)} </t></r><r><t>{escape(tail)}</t></r>"
-                    f"<rPh sb=\"0\" eb=\"1\"><t>ignored</t></rPh></si>")
-        return f"<si><t>{escape(text)}</t></si>"
 
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -80,7 +84,7 @@ def excel_like_xlsx(rows: list[list], *, dimension: str | None = None, rich: boo
         archive.writestr("xl/worksheets/sheet1.xml",
                          f'<worksheet xmlns="{MAIN_NS}">{dimension_xml}<sheetData>{"".join(sheet_rows)}'
                          "</sheetData></worksheet>")
-        archive.writestr("xl/sharedStrings.xml", f'<sst xmlns="{MAIN_NS}">{"".join(map(item, strings))}</sst>')
+        archive.writestr("xl/sharedStrings.xml", f'<sst xmlns="{MAIN_NS}">{"".join(f"<si>{content(text)}</si>" for text in strings)}</sst>')
     out.seek(0)
     return out
 
@@ -103,9 +107,10 @@ class OneWayStream(io.RawIOBase):
 # --------------------------------------------------------------------------- workbooks
 
 
-def test_a_sheet_in_excels_form_reads_its_shared_strings_from_disk():
+@pytest.mark.parametrize("inline", [False, True], ids=["shared strings", "inline strings"])
+def test_a_sheets_texts_shared_or_inline_plain_or_rich_are_read(inline):
     rows = [["Name", "Ort", "Zahl"], ["Große Straße 1", "Köln", 22], [None, "Köln", 3.5], ["a & b <c>", None, None]]
-    records = list(sheet_records(excel_like_xlsx(rows, rich=True)))
+    records = list(sheet_records(excel_like_xlsx(rows, rich=True, inline=inline)))
     # Without a <dimension>, a row ends with its last cell, as a CSV record would without its padding.
     assert records == [(1, ["Name", "Ort", "Zahl"]), (2, ["Große Straße 1", "Köln", "22"]), (3, ["", "Köln", "3.5"]),
                        (4, ["a & b <c>"])]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import lru_cache
 
 from locations.registers.bnetza.layout import ChargePointColumns, Layout
 from locations.registers.common import ConnectorSpec, Issues, clean, electrics, parse_decimal, to_watts
@@ -73,13 +74,15 @@ def evses(cells: list[str], layout: Layout, location_id: str, issues: Issues, ex
     """The row's EVSEs, each with the `extras` (status, capabilities, ...) the whole row shares."""
     found, unknown = [], []
     for columns in layout.charge_points:
-        plugs = clean(_cell(cells, columns.plugs))
-        tokens = [clean(token) for token in _PLUG_SEPARATOR.split(plugs)]
-        tokens = [token for token in tokens if token]  # a trailing separator, as in "DC Kupplung Combo, "
-        specs = [CONNECTOR_TYPES.get(connector_key(token)) for token in tokens]
-        unknown += [(layout.header[columns.plugs], token) for token, spec in zip(tokens, specs) if spec is None]
+        plugs = _cell(cells, columns.plugs)
         power_column = layout.header[columns.power] if columns.power is not None else ""
         power_text = _cell(cells, columns.power).strip()
+        if not plugs or plugs.isspace():  # most of the six charge points of a row are empty
+            if power_text:
+                issues.warn(power_column, power_text, "power without connector type, skipped")
+            continue
+        tokens, specs = _plug_specs(plugs)
+        unknown += [(layout.header[columns.plugs], token) for token, spec in zip(tokens, specs) if spec is None]
         if any(specs):
             kws = _plug_powers(power_text, power_column, specs, issues)
             connectors = [_connector(index, spec, kw) for index, (spec, kw)
@@ -89,10 +92,17 @@ def evses(cells: list[str], layout: Layout, location_id: str, issues: Issues, ex
             if evse_id:
                 evse["evse_id"] = evse_id
             found.append(evse)
-        elif not plugs and power_text:
-            issues.warn(power_column, power_text, "power without connector type, skipped")
     _report_unknown_connectors(found, unknown, layout, issues)
     return found
+
+
+@lru_cache(maxsize=4096)
+def _plug_specs(cell: str) -> tuple[tuple[str, ...], tuple[ConnectorSpec | None, ...]]:
+    """The plugs named in a cell and their specs (None for an unknown one); a register has few
+    distinct plug cells, so each is worked out once."""
+    tokens = (clean(token) for token in _PLUG_SEPARATOR.split(clean(cell)))
+    named = tuple(token for token in tokens if token)  # a trailing separator, as in "DC Kupplung Combo, "
+    return named, tuple(CONNECTOR_TYPES.get(connector_key(token)) for token in named)
 
 
 def _cell(cells: list[str], index: int | None) -> str:
@@ -135,12 +145,17 @@ def _ceiling(specs: list[ConnectorSpec]) -> Decimal | None:
 
 
 def _connector(index: int, spec: ConnectorSpec, kw: Decimal) -> dict:
+    return {"id": str(index), **_connector_fields(spec, kw)}
+
+
+@lru_cache(maxsize=4096)
+def _connector_fields(spec: ConnectorSpec, kw: Decimal) -> dict:
+    # Cached: a register repeats a few dozen plug and power pairs; callers copy the dict.
     if spec.max_kw is not None:
         kw = min(kw, spec.max_kw)
     watts = to_watts(kw)
     power_type, volts, amps = electrics(spec, watts)
     return {
-        "id": str(index),
         "standard": spec.standard,
         "format": spec.format,
         "power_type": power_type,
