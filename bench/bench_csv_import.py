@@ -103,17 +103,35 @@ def seq_scans() -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
+def backend_cpu() -> float:
+    """CPU seconds of this session's PostgreSQL backend so far (when it runs on this machine): with the
+    bench's own, what a run costs whatever else the machine is doing, which wall time is not."""
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(label: str, cpo: Cpo, path: Path, *, traced: bool = False) -> None:
     """One upload of the file through the portal's service: stored, recorded and imported by the job's
     task (run here, eagerly, as a worker runs it) when it is over the request's size."""
     if traced:
         tracemalloc.start()  # slows Python code down several times: a separate run
     scans = seq_scans()
+    backend = backend_cpu()
     with RssPeak() as rss:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with path.open("rb") as file:
             job = jobs.csv_import_upload(cpo=cpo, file=file, file_name=path.name)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    backend = backend_cpu() - backend
     job.refresh_from_db()
     assert job.status == CsvImport.Status.SUCCEEDED, (job.message, job.errors[:5])
     after = seq_scans()
@@ -124,7 +142,8 @@ def timed(label: str, cpo: Cpo, path: Path, *, traced: bool = False) -> None:
         memory = f"tracemalloc peak {tracemalloc.get_traced_memory()[1] / 2**20:5.1f} MiB"
         tracemalloc.stop()
     print(f"{label:<30} {job.rows:>7} rows {elapsed:7.2f} s {job.rows / elapsed:7.0f} rows/s  "
-          f"{job.created:>6} created {job.unchanged:>6} unchanged  seq scans {scanned:>11}  {memory}", flush=True)
+          f"{job.created:>6} created {job.unchanged:>6} unchanged  seq scans {scanned:>11}  "
+          f"CPU {cpu:5.2f} s + database {backend:5.2f} s  {memory}", flush=True)
 
 
 def emptied(cpo: Cpo) -> None:
