@@ -3,7 +3,8 @@
 Each register is imported for a CPO of its country with `skip_invalid` (a register always has a few
 rows that are no usable station: coordinates abroad, no town). The test prints, per file, how many
 rows were imported and rejected with the top reasons, and fails when acceptance drops, when the
-numbers stop adding up, or when importing the same export again changes anything.
+numbers stop adding up, or when importing the same export again changes anything. Each file is
+also told by its header, and a register saved as an Excel workbook reads as its CSV does.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from collections import Counter
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from openpyxl import Workbook
 
 from locations import services
-from locations.csv_import import locations_import_csv
+from locations.csv_import import detect_format, locations_import_csv
 from locations.models import Connector, Evse, Location
+from locations.registers.afdc import iter_afdc_locations, iter_afdc_workbook
+from locations.registers.bnetza import iter_bnetza_locations, iter_bnetza_workbook
+from locations.registers.common import csv_records, decoded_lines
 
 pytestmark = [pytest.mark.field, pytest.mark.django_db]
 
@@ -129,3 +134,66 @@ def test_the_command_imports_a_register_and_says_rows_were_skipped(shared_data):
         call_command("import_locations", str(shared_data / "locations" / "de-bnetza-2017-04-11.csv"),
                      "--cpo", "REG", "--format", "bnetza", "--dry-run", stdout=io.StringIO())
     assert refused.value.returncode == 1
+
+
+# --------------------------------------------------------------------------- formats as published
+
+FORMATS = [
+    ("de-bnetza-2017-04-11.csv", "bnetza"),
+    ("de-bnetza-2019-07-19.csv", "bnetza"),
+    ("uk-ncr.csv", "uk-ncr"),
+    ("us-afdc-stations.csv", "afdc"),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), FORMATS, ids=[name for name, _ in FORMATS])
+def test_each_real_register_is_told_by_its_header(shared_data, name, expected):
+    with (shared_data / "locations" / name).open("rb") as file:
+        assert detect_format(file) == expected
+        assert file.tell() == 0
+
+
+def _as_workbook(path, records, tmp_path):
+    """The export as its publisher's Excel workbook holds it: each CSV record one sheet row."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet()
+    for _, cells in records:
+        sheet.append([cell or None for cell in cells])
+    target = tmp_path / (path.stem + ".xlsx")
+    workbook.save(target)
+    return target
+
+
+@pytest.mark.parametrize(("name", "delimiter", "read_csv", "read_workbook", "lines"), [
+    ("de-bnetza-2019-07-19.csv", ";", iter_bnetza_locations, iter_bnetza_workbook, None),
+    ("us-afdc-stations.csv", ",", iter_afdc_locations, iter_afdc_workbook, 10_000),
+], ids=["bnetza-2019", "afdc"])
+def test_a_real_register_as_a_workbook_gives_the_same_locations(shared_data, tmp_path, capsys, name, delimiter,
+                                                                 read_csv, read_workbook, lines):
+    path = shared_data / "locations" / name
+    with path.open("rb") as file:
+        records = list(itertools.islice(csv_records(decoded_lines(file), delimiter=delimiter),
+                                        lines + 1 if lines else None))
+    workbook = _as_workbook(path, records, tmp_path)
+    with path.open("rb") as file:
+        expected = [(r.location, r.error and [reason for *_, reason in r.error])
+                    for r in itertools.islice(read_csv(file), lines)]
+    started = time.perf_counter()
+    with workbook.open("rb") as file:
+        got = [(r.location, r.error and [reason for *_, reason in r.error]) for r in read_workbook(file)]
+    seconds = time.perf_counter() - started
+    with capsys.disabled():
+        print(f"\n{workbook.name}: {len(got):,} rows read from the workbook in {seconds:.1f} s "
+              f"({len(got) / seconds:,.0f} rows/s)")
+    assert len(got) == len(expected) > 1000
+    assert got == expected
+
+
+def test_the_command_imports_a_real_register_without_being_told_its_format(shared_data):
+    _cpo("GB")
+    out = io.StringIO()
+    with pytest.raises(CommandError) as skipped:
+        call_command("import_locations", str(shared_data / "locations" / "uk-ncr.csv"), "--cpo", "REG",
+                     "--country", "GB", "--skip-invalid", stdout=out)
+    assert skipped.value.returncode == 2
+    assert "uk-ncr layout, told from its header" in out.getvalue() and "committed" in out.getvalue()
