@@ -17,6 +17,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/apt.sh
+. "$SCRIPT_DIR/apt.sh"
 ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 SERVICES_DIR="$ROOT/var/services"
 PG_DIR="$SERVICES_DIR/pg"
@@ -34,9 +36,6 @@ DB_NAME=evhub
 DB_USER=evhub
 DB_PASSWORD=evhub
 WAIT_SECONDS="${EVHUB_SERVICES_TIMEOUT:-60}"
-
-POLICY_RC_D=/usr/sbin/policy-rc.d
-CREATED_POLICY_RC_D=0
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() {
@@ -91,43 +90,20 @@ find_pg_bin() {
 
 have_redis() { command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; }
 
-remove_policy_rc_d() {
-    if ((CREATED_POLICY_RC_D)); then
-        rm -f "$POLICY_RC_D"
-        CREATED_POLICY_RC_D=0
-    fi
-}
-
 ensure_installed() {
-    local -a pkgs=()
-    find_pg_bin || pkgs+=(postgresql)
-    have_redis || pkgs+=(redis-server)
+    local -a pkgs=() services=()
+    find_pg_bin || { pkgs+=(postgresql); services+=(postgresql); }
+    have_redis || { pkgs+=(redis-server); services+=(redis-server); }
     ((${#pkgs[@]} == 0)) && return 0
 
     log "missing: ${pkgs[*]}; installing with apt-get"
-    local -a sudo=()
     if ! is_root; then
         command -v sudo >/dev/null 2>&1 ||
             die "need root (or sudo) to install ${pkgs[*]}; install them manually"
-        sudo=(sudo -n)
     fi
-
-    # Keep Debian's maintainer scripts from auto-starting system services.
-    if is_root && [[ ! -e $POLICY_RC_D ]]; then
-        trap remove_policy_rc_d EXIT
-        trap 'exit 130' INT TERM
-        printf '#!/bin/sh\n# temporary, created by evhub scripts/services.sh\nexit 101\n' >"$POLICY_RC_D"
-        chmod 755 "$POLICY_RC_D"
-        CREATED_POLICY_RC_D=1
-    fi
-
-    "${sudo[@]}" apt-get update >&2 || die "apt-get update failed"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 ||
-        die "apt-get install ${pkgs[*]} failed"
-
-    remove_policy_rc_d
-    trap - EXIT
+    # Waits for apt's locks; no system PostgreSQL or Redis is started, nor left enabled (scripts/apt.sh).
+    apt_install --no-install-recommends "${pkgs[@]}" >&2 || die "apt-get install ${pkgs[*]} failed"
+    apt_services_disable "${services[@]}"
 
     find_pg_bin || die "PostgreSQL server binaries still not found under /usr/lib/postgresql/*/bin"
     have_redis || die "redis-server/redis-cli still not found after install"
