@@ -48,6 +48,7 @@ _SHEET_DATA = f"{{{SHEET_MAIN_NS}}}sheetData"
 _ROW = f"{{{SHEET_MAIN_NS}}}row"
 _INLINE, _TEXT, _RUN = (f"{{{SHEET_MAIN_NS}}}{tag}" for tag in ("is", "t", "r"))
 _MIDNIGHT = time()
+_LAST_COLUMN = 16_384  # XFD
 
 
 def is_workbook(start: bytes) -> bool:
@@ -56,7 +57,8 @@ def is_workbook(start: bytes) -> bool:
 
 
 def sheet_records(file: BinaryIO, *, max_text_bytes: int | None = None) -> Iterator[Record]:
-    """(row number, cell texts) of every row of the workbook's first sheet, blank rows included.
+    """(row number, cell texts) of every row the workbook's first sheet holds (a row it leaves out
+    is empty, as is one of empty cells).
 
     Raises ValueError when the file is not a readable workbook, or when its texts together take
     more than `max_text_bytes` (a compressed archive can hold far more than its size says).
@@ -91,7 +93,10 @@ def _rows(workbook, strings: SpooledStrings) -> Iterator[Record]:
             for number, cells in parser.parse():
                 # A row holds the cells up to its last one that has a value: its <dimension>, which
                 # openpyxl would pad or cut rows to, is often stale ("A1") in what other tools write.
-                texts = [""] * (cells[-1]["column"] if cells else 0)
+                width = max((cell["column"] for cell in cells), default=0)
+                if width > _LAST_COLUMN:  # Excel ends at XFD: a reference past it is forged, not data
+                    raise ValueError(f"row {number} has a cell beyond Excel's last column")
+                texts = [""] * width
                 for cell in cells:
                     value = cell["value"]
                     # Most cells are texts or empty: the type test inline spares a call for each.

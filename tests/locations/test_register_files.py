@@ -320,3 +320,17 @@ def test_the_command_tells_the_format_and_imports_a_workbook(alpha, tmp_path):
     with pytest.raises(CommandError, match="no known header") as refused:
         call_command("import_locations", str(unknown), "--cpo", "ALP", stdout=io.StringIO())
     assert refused.value.returncode == 1
+
+
+def test_a_cell_beyond_excels_last_column_is_refused_not_allocated():
+    workbook = excel_like_xlsx([["a"]])
+    data = io.BytesIO()
+    with zipfile.ZipFile(workbook) as source, zipfile.ZipFile(data, "w") as target:
+        for item in source.infolist():
+            content = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = content.replace(b'r="A1"', b'r="ZZZ1"')  # openpyxl reads up to ZZZ
+            target.writestr(item, content)
+    data.seek(0)
+    with pytest.raises(ValueError, match="beyond Excel's last column"):
+        list(sheet_records(data))
