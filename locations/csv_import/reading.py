@@ -40,6 +40,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FORMULA = re.compile(r"[=+@\t\r]|-[^\d.]")
 # The first characters `neutralised` looks further at.
 FORMULA_STARTS = "=+@-\t\r"
+_HIGH_RUNS = re.compile(rb"[\x80-\xff]+")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 
 # Files that are not text at all, by their first bytes, with what to do instead.
@@ -180,8 +181,29 @@ def _encoding(sample: bytes) -> str:
         # The sample may end inside a character; anything earlier means it is not UTF-8, and a
         # Western-European Excel saved it in its code page.
         if exc.start < len(sample) - 3:
+            _refuse_east_asian(sample)
             return "cp1252"
     return "utf-8-sig"
+
+
+def _refuse_east_asian(sample: bytes) -> None:
+    """Windows-1252 decodes nearly any bytes, so a Shift-JIS or GBK file would be stored as mojibake
+    (`ƒJƒ^ƒJƒi`). Western text has its accented letters one at a time between ASCII ones (`Straße`);
+    double-byte code pages have every character as two or more bytes of 0x80 and above. A sample whose
+    high bytes come nearly all in runs, and that decodes as one of those code pages, is refused, naming it."""
+    runs = [len(run) for run in _HIGH_RUNS.findall(sample)]
+    high = sum(runs)
+    if high < 8 or sum(length for length in runs if length >= 2) * 5 < high * 4:
+        return
+    for encoding, language in (("shift_jis", "Japanese"), ("gbk", "Chinese"), ("big5", "Chinese"),
+                               ("cp949", "Korean")):
+        for cut in range(4):  # the sample may end inside a character
+            try:
+                sample[:len(sample) - cut].decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            raise FileRejected(f"the file is neither UTF-8 nor Windows-1252 text: it reads as {encoding} "
+                               f"({language}); save it as \"CSV UTF-8\" and upload it again")
 
 
 def _check_text(sample: str) -> None:

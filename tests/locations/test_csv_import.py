@@ -261,6 +261,26 @@ def test_a_windows_code_page_file_and_a_text_file_are_read(alpha, bravo):
         assert Location.objects.get(cpo=cpo).address == "Große Straße 1"
 
 
+@pytest.mark.parametrize("encoding, names", [
+    ("shift_jis", "shift_jis (Japanese)"), ("gbk", "gbk (Chinese)"),
+])
+def test_an_east_asian_code_page_is_refused_not_stored_as_mojibake(alpha, encoding, names):
+    rows = [row(n, name=name, address=address) for n, (name, address) in enumerate([
+        ("東京駅 充電スタンド", "丸の内一丁目 9-1"), ("新宿 駐車場", "西新宿二丁目 8-1"),
+        ("横浜 みなとみらい", "みなとみらい三丁目 1-1")], start=1)]
+    content = as_csv(rows).decode().encode(encoding)
+    report = run(alpha, content)
+    assert not report.committed and names in str(report.errors[0]) and "CSV UTF-8" in str(report.errors[0])
+    assert not Location.objects.filter(cpo=alpha).exists()
+
+
+def test_western_text_with_typographic_quotes_is_still_windows_1252(alpha):
+    content = as_csv([row(1, name="„Ladesäule“ am Dom – 24/7 €", address="Domplatz 1")]).decode()
+    report = run(alpha, content.encode("cp1252"))
+    assert report.error_count == 0, report.errors
+    assert Location.objects.get(cpo=alpha).name == "„Ladesäule“ am Dom – 24/7 €"
+
+
 def test_formulas_are_neutralised_in_text_but_not_in_numbers(alpha):
     rows = [row(1, name='=HYPERLINK("http://evil.example","x")', address="+1-1 Main Street", city="@SUM(A1)",
                 postal_code="-x", country="GB", latitude="51.507351", longitude="-0.127758")]
@@ -361,7 +381,7 @@ def test_the_command_with_errors_prints_them_and_exits_non_zero(alpha, tmp_path)
     with pytest.raises(CommandError) as failure:
         call_command("import_locations", _file(tmp_path, as_csv(rows)), "--cpo", "ALP", "--dry-run", stdout=out)
     assert failure.value.returncode == 1
-    assert "row 5, max_voltage, '-5': must be 0 or more" in out.getvalue()
+    assert "row 5, max_voltage, '-5': must be between 0 and 2147483647" in out.getvalue()
     assert Location.objects.count() == 0
 
 
