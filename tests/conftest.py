@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 
 from locations import services
 
@@ -20,6 +21,13 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
+def _no_failures_counted_yet():
+    """Wrong credentials are counted per client address in the cache (the test's own Redis database, or
+    the embedded file cache), and every test calls from the same address: each starts with none."""
+    cache.clear()
 
 
 @pytest.fixture
