@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.graphql import EvhubGraphQLView
 from config.schema import schema
+from emsp import throttle
 from emsp.models import PortalClient
 from locations import selectors
 
@@ -193,7 +194,7 @@ def search_variables(body) -> dict:
 
 def _rate_limited(request) -> bool:
     """A fixed window per client address in the cache; if the cache is down, let the request through."""
-    address = request.META.get("REMOTE_ADDR") or "unknown"
+    address = throttle.address_scope(throttle.client_address(request))
     key = f"map-search:{address}:{int(time.time() // RATE_WINDOW_S)}"
     try:
         if cache.add(key, 1, timeout=RATE_WINDOW_S + 5):

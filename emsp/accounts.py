@@ -11,23 +11,21 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.models import User
 from django.contrib.auth.tokens import default_token_generator
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 
-from emsp import logos
+from emsp import logos, throttle
 from emsp.models import PortalClient, PortalSession
 from locations import services as catalogue
 from locations.models import Cpo
@@ -157,6 +155,7 @@ def session_login(*, username: str, password: str, client_address: str | None,
     if user is None or cpo is None:
         _login_failed(username, client_address)
         raise AccountError(401, "wrong username or password")
+    _login_succeeded(username, client_address)
     session = PortalSession(sid=uuid.uuid4(), user=user, cpo=cpo, client_address=client_address, client=client)
     pair = _issue(session)
     session.save()
@@ -164,10 +163,15 @@ def session_login(*, username: str, password: str, client_address: str | None,
     return pair
 
 
-def session_refresh(*, refresh_token: str) -> TokenPair:
+def session_refresh(*, refresh_token: str, client_address: str | None = None) -> TokenPair:
+    retry_after = throttle.guessing_blocked(throttle.ACCESS_TOKEN, client_address)
+    if retry_after:
+        raise AccountError(429, f"too many invalid tokens: try again in {retry_after} seconds", retry_after)
     try:
         refresh = RefreshToken(refresh_token)
-    except TokenError:
+    except TokenError as exc:
+        if not signed_by_us(refresh_token, exc):
+            throttle.guess_failed(throttle.ACCESS_TOKEN, client_address)
         raise AccountError(401, "the refresh token is invalid or expired: log in again") from None
     with transaction.atomic():
         session = (PortalSession.objects.select_for_update().select_related("user", "cpo")
@@ -188,13 +192,33 @@ def session_refresh(*, refresh_token: str) -> TokenPair:
     return pair
 
 
+def signed_by_us(raw: str, error: TokenError) -> bool:
+    """Whether a JWT that `error` refused is still one we signed (expired, or of the other type): a caller
+    of ours who must log in or refresh again, not a guess."""
+    if isinstance(error, ExpiredTokenError):
+        return True
+    try:
+        UntypedToken(raw)
+    except TokenError:
+        return False
+    return True
+
+
 def session_logout(*, session: PortalSession) -> None:
     PortalSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 @transaction.atomic
-def password_change(*, user: User, old_password: str, new_password: str) -> None:
+def password_change(*, user: User, old_password: str, new_password: str,
+                    client_address: str | None = None) -> None:
+    # Counted per user as well as per address: whoever guesses holds the user's access token, and may
+    # hold it from many addresses; the user's own session is what waits.
+    user_scope = f"user:{user.pk}"
+    retry_after = throttle.guessing_blocked(throttle.OLD_PASSWORD, client_address, user_scope)
+    if retry_after:
+        raise AccountError(429, f"too many wrong old passwords: try again in {retry_after} seconds", retry_after)
     if not user.check_password(old_password):
+        throttle.guess_failed(throttle.OLD_PASSWORD, client_address, user_scope)
         raise AccountError(400, "the old password is wrong")
     _validate_password(new_password, user)
     user.set_password(new_password)
@@ -209,34 +233,38 @@ def _validate_password(password: str, user: User) -> None:
         raise AccountError(400, "the new password is too weak: " + " ".join(exc.messages)) from None
 
 
-# --- Failed-login throttle (per username and per client address, in the shared cache) -----------
+# --- Failed-login throttle (per client address, and per username from the addresses that failed) --------
+#
+# A username's failures must not lock its owner out: anyone with a front end's client key could otherwise
+# shut any CPO out by failing five times. So past LOGIN_FAILURES_PER_USERNAME failures, a username is
+# refused only to the addresses that have themselves failed for it in the window; an address that has not
+# gets in with the right password (and a wrong one is its last try). Guessing one password from many
+# addresses thus gets one try per address and window beyond the limit, and each address is held to
+# LOGIN_FAILURES_PER_ADDRESS over all usernames. A success forgives its own address for that username only:
+# forgiving the address outright would let a guesser reset its count by logging in to an account of its own.
 
-def _window() -> tuple[int, int]:
-    size = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    now = int(datetime.now(dt_timezone.utc).timestamp())
-    return now // size, size - now % size
-
-
-def _keys(username: str, address: str | None) -> list[tuple[str, int]]:
-    bucket, _ = _window()
-    keys = [(f"login-fail:user:{username.lower()}:{bucket}", settings.LOGIN_FAILURES_PER_USERNAME)]
-    if address:
-        keys.append((f"login-fail:addr:{address}:{bucket}", settings.LOGIN_FAILURES_PER_ADDRESS))
-    return keys
+def _login_scopes(username: str, address: str | None) -> tuple[str, str]:
+    name = username.lower()
+    return f"name:{name}", f"name:{name}@{throttle.address_scope(address)}"
 
 
 def _login_blocked(username: str, address: str | None) -> int | None:
-    counts = cache.get_many([key for key, _ in _keys(username, address)])
-    if any(counts.get(key, 0) >= limit for key, limit in _keys(username, address)):
-        return _window()[1]
+    seconds = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    name, name_at_address = _login_scopes(username, address)
+    if (throttle.over_limit("login-address", (throttle.address_scope(address),),
+                            settings.LOGIN_FAILURES_PER_ADDRESS, seconds)
+            or (throttle.over_limit("login-name", (name,), settings.LOGIN_FAILURES_PER_USERNAME, seconds)
+                and throttle.over_limit("login-name", (name_at_address,), 1, seconds))):
+        return throttle.retry_after(seconds)
     return None
 
 
 def _login_failed(username: str, address: str | None) -> None:
-    timeout = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    for key, _ in _keys(username, address):
-        cache.add(key, 0, timeout)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout)
+    seconds = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    throttle.failure_count("login-address", throttle.address_scope(address), seconds)
+    for scope in _login_scopes(username, address):
+        throttle.failure_count("login-name", scope, seconds)
+
+
+def _login_succeeded(username: str, address: str | None) -> None:
+    throttle.forget("login-name", _login_scopes(username, address)[1], settings.LOGIN_FAILURE_WINDOW_SECONDS)

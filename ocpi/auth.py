@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from django.db import connections, router
 
+from emsp import throttle
 from locations.models import Cpo
 from locations.rows import converted, db_converters
 from locations.tokens import token_digest
@@ -68,6 +69,13 @@ def caller_authenticate(request, *, allow_token_a: bool) -> Caller:
     value = header_token(request)
     if value is None:
         raise OcpiError("Authorization header missing: send 'Authorization: Token <token>'", http_status=401)
+    # OCPI has no status code for this: an error of the HTTP layer, answered in the envelope
+    # (transport_and_format, "Response format"), 2000 inside.
+    address = throttle.client_address(request)
+    wait = throttle.guessing_blocked(throttle.OCPI_TOKEN, address)
+    if wait:
+        raise OcpiError(f"Too many unknown tokens from this address: try again in {wait} seconds",
+                        http_status=429, headers={"Retry-After": str(wait)})
     tokens = {token_digest(token): token for token in token_candidates(value)}  # in the order of the candidates
     found = _callers_found(list(tokens))
     for digest, token in tokens.items():
@@ -79,6 +87,7 @@ def caller_authenticate(request, *, allow_token_a: bool) -> Caller:
                             "credentials handshake", http_status=401)
         caller.token = token
         return caller
+    throttle.guess_failed(throttle.OCPI_TOKEN, address)
     raise OcpiError("Unknown token: it does not belong to any registered party", http_status=401)
 
 

@@ -14,9 +14,11 @@ SERVER_ERROR, CLIENT_API_ERROR, UNSUPPORTED_VERSION, NO_MATCHING_ENDPOINTS = 300
 class OcpiError(Exception):
     """An error answered in the envelope: an OCPI status code, its message and the HTTP status."""
 
-    def __init__(self, message: str, *, status_code: int = CLIENT_ERROR, http_status: int = 400, data=None):
+    def __init__(self, message: str, *, status_code: int = CLIENT_ERROR, http_status: int = 400, data=None,
+                 headers: dict | None = None):
         super().__init__(message)
         self.message, self.status_code, self.http_status, self.data = message, status_code, http_status, data
+        self.headers = headers or {}
 
 
 def ocpi_timestamp(moment: datetime | None = None) -> str:
