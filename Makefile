@@ -41,6 +41,8 @@ demo: migrate
 
 # The demo may connect to another hub on this machine (two `make run`s on two ports): loopback allowed.
 run: export EVHUB_OCPI_ALLOWED_NETWORKS ?= 127.0.0.0/8,::1/128
+# GraphiQL completes queries from the schema: introspection on for the demo (off by default elsewhere).
+run: export EVHUB_GRAPHQL_INTROSPECTION ?= true
 run: demo
 	$(PY) manage.py collectstatic --noinput -v0
 	@echo "Starting web + worker + beat on http://127.0.0.1:$(PORT)  (Ctrl-C stops all three)"

@@ -13,12 +13,12 @@ bound the work of the specification rules (some are quadratic in the number of f
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 from functools import lru_cache, partial
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.settings import graphene_settings
 from graphene_django.views import GraphQLView, HttpError
@@ -31,6 +31,7 @@ from graphql.validation import ValidationRule, specified_rules
 from rest_framework import exceptions
 
 from config.schema import schema
+from locations.json_input import JsonRejected, json_loads, text_storable
 from emsp.portal import ClientKeyAuthentication, CpoCaller, SessionAuthentication
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ MAX_SELECTIONS = 200  # field selections, fragments expanded (the "cost" of a qu
 MAX_ROOT_FIELDS = 5  # each top-level field runs its own database queries
 MAX_INTROSPECTION_SELECTIONS = 1_000  # GraphiQL's schema query selects a few hundred
 MAX_FRAGMENT_SPREADS = 200
+MAX_INTROSPECTION_ROOTS = 2  # GraphiQL asks one `__schema`; 200 aliased `__type`s answered 177 KB
 
 
 class QueryLimits(ValidationRule):
@@ -53,6 +55,7 @@ class QueryLimits(ValidationRule):
 
     def enter_operation_definition(self, node: OperationDefinitionNode, *_args):
         self.selections = self.aliases = self.roots = self.spreads = self.introspection = 0
+        self.introspection_roots = 0
         try:
             self._walk(node.selection_set, depth=1, expanding=frozenset(), introspection=False)
         except _Refused as refused:
@@ -81,8 +84,15 @@ class QueryLimits(ValidationRule):
     def _count(self, field: FieldNode, depth: int, introspection: bool) -> None:
         if introspection:
             self.introspection += 1
+            self.aliases += field.alias is not None
             if self.introspection > MAX_INTROSPECTION_SELECTIONS:
                 raise _Refused(f"introspection may select at most {MAX_INTROSPECTION_SELECTIONS} fields")
+            if depth == 1:
+                self.introspection_roots += 1
+                if self.introspection_roots > MAX_INTROSPECTION_ROOTS:
+                    raise _Refused(f"a query may ask for at most {MAX_INTROSPECTION_ROOTS} of __schema and __type")
+            if self.aliases > MAX_ALIASES:
+                raise _Refused(f"the query uses more than {MAX_ALIASES} aliases")
             return
         self.selections += 1
         self.aliases += field.alias is not None
@@ -254,21 +264,30 @@ class NoIntrospection(ValidationRule):
                                            extensions={"code": "INTROSPECTION_DISABLED"}))
 
 
-def _authenticate(request) -> None:
+def _authenticate(request) -> HttpResponse | None:
+    """Set the caller on the request; a 429 to answer instead when its address has guessed too often."""
     request.graphql_cpo = request.graphql_client = request.graphql_auth_error = None
     for authentication in (ClientKeyAuthentication(), SessionAuthentication()):
         try:
             found = authentication.authenticate(request)
         except exceptions.AuthenticationFailed as exc:
             request.graphql_auth_error = str(exc.detail)
-            return
+            return None
+        except exceptions.Throttled as exc:
+            wait = int(exc.wait or 1)
+            error = {"message": f"too many wrong credentials from this address: try again in {wait} seconds",
+                     "extensions": {"code": "TOO_MANY_REQUESTS"}}
+            response = JsonResponse({"errors": [error]}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         if found is not None:
             caller = found[1]
             if isinstance(caller, CpoCaller):
                 request.graphql_cpo = caller.cpo
             else:
                 request.graphql_client = caller
-            return
+            return None
+    return None
 
 
 def _bad_request(message: str) -> HttpError:
@@ -280,15 +299,17 @@ class EvhubGraphQLView(GraphQLView):
     schema = schema
 
     def dispatch(self, request, *args, **kwargs):
-        _authenticate(request)
+        refused = _authenticate(request)
+        if refused is not None:
+            return refused
         return super().dispatch(request, *args, **kwargs)
 
     def parse_body(self, request):
         if self.get_content_type(request) == "application/json":
             try:
-                body = json.loads(request.body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, RecursionError):
-                raise _bad_request("the body is not valid JSON: send {\"query\": ..., \"variables\": {...}}") from None
+                body = json_loads(request.body)
+            except JsonRejected as exc:  # not UTF-8, lone surrogates, NaN, too deep
+                raise _bad_request(f"{exc}: send {{\"query\": ..., \"variables\": {{...}}}}") from None
             if isinstance(body, list):
                 raise _bad_request("batched queries are not supported: send one query per request")
             if not isinstance(body, dict):
@@ -301,7 +322,7 @@ class EvhubGraphQLView(GraphQLView):
             if show_graphiql:
                 return None
             raise _bad_request("send a query: {\"query\": \"{ find_ev_locations { id } }\"}")
-        problem = _request_problem(query, variables, operation_name)
+        problem = _request_problem(query, variables, operation_name) or _unstorable(variables)
         if problem:
             return ExecutionResult(errors=[GraphQLError(problem, extensions={"code": "BAD_REQUEST"})])
         graphql_schema = self.schema.graphql_schema
@@ -362,6 +383,23 @@ def _request_problem(query, variables, operation_name) -> str | None:
     return None
 
 
+def _unstorable(variables) -> str | None:
+    """Variables of a GET (graphene reads them with `json`) may hold what `json_loads` refuses in a POST."""
+    stack = [variables]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+            stack.extend(value.keys())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and not text_storable(value.replace("\x00", "")):
+            return "a variable holds a lone UTF-16 surrogate: not text"  # NUL: the resolvers name the argument
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "a variable holds NaN or Infinity: not a number"
+    return None
+
+
 _full_view = EvhubGraphQLView.as_view()
 _api_view: EvhubGraphQLView | None = None
 
@@ -386,7 +424,9 @@ def _serve_api_post(request):
     view = _api_view
     if view is None:  # no per-request state: one instance serves every API request of the process
         view = _api_view = EvhubGraphQLView()
-    _authenticate(request)
+    refused = _authenticate(request)
+    if refused is not None:
+        return refused
     try:
         data = view.parse_body(request)
         result, status_code = view.get_response(request, data)

@@ -191,6 +191,37 @@ SIMPLE_JWT = {
 LOGIN_FAILURES_PER_USERNAME = env.int("EVHUB_LOGIN_FAILURES_PER_USERNAME", default=5)
 LOGIN_FAILURES_PER_ADDRESS = env.int("EVHUB_LOGIN_FAILURES_PER_ADDRESS", default=20)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("EVHUB_LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+
+
+def _failures_per_window(name: str, default: str) -> tuple[int, int]:
+    """`"<failures>/<seconds>"`, e.g. `20/300`."""
+    value = env.str(name, default=default)
+    failures, _, seconds = value.partition("/")
+    try:
+        parsed = int(failures), int(seconds)
+    except ValueError:
+        parsed = (0, 0)
+    if parsed[0] < 1 or parsed[1] < 1:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{name} must be '<failures>/<seconds>', both at least 1, not {value!r}")
+    return parsed
+
+
+# Wrong credentials of each kind allowed per client address in a window (emsp.throttle), before a 429.
+# Machine tokens are long random strings: their limit is against floods, and its window short, so that a
+# peer that sent a stale token is soon let in again. Old passwords are counted per user too.
+CREDENTIAL_FAILURE_LIMITS = {
+    "client_key": _failures_per_window("EVHUB_FAILED_CLIENT_KEYS", "20/300"),
+    "access_token": _failures_per_window("EVHUB_FAILED_ACCESS_TOKENS", "20/300"),
+    "token_c": _failures_per_window("EVHUB_FAILED_TOKENS_C", "20/300"),
+    "ocpi_token": _failures_per_window("EVHUB_FAILED_OCPI_TOKENS", "20/300"),
+    "old_password": _failures_per_window("EVHUB_FAILED_OLD_PASSWORDS", "5/900"),
+}
+# Reverse proxies in front of the hub that append to X-Forwarded-For: 0 trusts the header not at all
+# (the client is REMOTE_ADDR); N takes its Nth address from the right. Too high, and clients choose their
+# own address; too low, and every client has the proxy's (and shares its limits).
+EVHUB_TRUSTED_PROXY_HOPS = env.int("EVHUB_TRUSTED_PROXY_HOPS", default=0)
 # Set-password links sent at registration stay valid this long.
 PASSWORD_RESET_TIMEOUT = env.int("EVHUB_PASSWORD_LINK_SECONDS", default=3 * 24 * 3600)
 
@@ -243,6 +274,8 @@ if OCPI_PULL_MINUTES > 0:
 # --- API and docs -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["emsp.parsers.StrictJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
@@ -260,7 +293,9 @@ SPECTACULAR_SETTINGS = {
 
 # GraphQL (config.graphql): the schema, and whether clients may introspect it (GraphiQL needs it).
 GRAPHENE = {"SCHEMA": "config.schema.schema", "ATOMIC_MUTATIONS": False}
-GRAPHQL_INTROSPECTION = env.bool("EVHUB_GRAPHQL_INTROSPECTION", default=True)
+# The schema is public in the docs; introspection serves GraphiQL. Off unless asked (or DEBUG): `make run`
+# asks for it, so that the demo's GraphiQL completes queries.
+GRAPHQL_INTROSPECTION = env.bool("EVHUB_GRAPHQL_INTROSPECTION", default=DEBUG)
 
 # --- Logging: one line per event, each with the request id ----------------------------------------
 from django_guid.integrations import CeleryIntegration  # noqa: E402

@@ -10,12 +10,13 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 
-from emsp import accounts, logos
+from emsp import accounts, logos, throttle
 from emsp.models import PortalClient
 from emsp.portal import ClientKeyAuthentication, ClientView, CpoCaller, CpoView, PortalError, PortalView, \
     SessionAuthentication, envelope
+from emsp.parsers import StrictJSONParser
 from locations import selectors, services, uploads
 
 # --- Documentation helpers ---------------------------------------------------------------------------
@@ -109,7 +110,7 @@ class LoginView(ClientView):
                       "username and per client address; past the limit the answer is 429 with Retry-After.")
     def post(self, request):
         data = _valid(self.LoginInputSerializer, request.data)
-        pair = _account_call(accounts.session_login, client_address=request.META.get("REMOTE_ADDR"),
+        pair = _account_call(accounts.session_login, client_address=throttle.client_address(request),
                              client=request.auth, **data)
         return envelope(pair.as_dict(), message="SUCCESS")
 
@@ -125,7 +126,8 @@ class RefreshView(PortalView):
         parts = request.META.get("HTTP_AUTHORIZATION", "").split()
         if len(parts) != 2 or parts[0].lower() != "bearer":
             raise PortalError(401, "Unauthorized: send 'Authorization: Bearer <refresh token>'")
-        pair = _account_call(accounts.session_refresh, refresh_token=parts[1])
+        pair = _account_call(accounts.session_refresh, refresh_token=parts[1],
+                             client_address=throttle.client_address(request))
         return envelope(pair.as_dict(), message="SUCCESS")
 
 
@@ -143,11 +145,14 @@ class ChangePasswordView(CpoView):
         new_password = serializers.CharField(max_length=256, trim_whitespace=False)
 
     @_doc("Change the password", _envelope_of("PasswordChanged", serializers.CharField(), "SUCCESS"),
-          (400, 401), "accounts", request=ChangePasswordInputSerializer,
-          description="Every earlier token of the user stops working; log in again.")
+          (400, 401, 429), "accounts", request=ChangePasswordInputSerializer,
+          description="Every earlier token of the user stops working; log in again. Wrong old passwords are "
+                      "limited per user and per client address; past the limit the answer is 429 with "
+                      "Retry-After.")
     def post(self, request):
         data = _valid(self.ChangePasswordInputSerializer, request.data)
-        _account_call(accounts.password_change, user=request.user, **data)
+        _account_call(accounts.password_change, user=request.user, client_address=throttle.client_address(request),
+                      **data)
         return envelope("SUCCESS")
 
 
@@ -221,7 +226,7 @@ class LogoUploadView(PortalView):
 
 
 class LogoSetView(CpoView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class LogoSetInputSerializer(serializers.Serializer):
         logo = serializers.CharField(max_length=255, help_text=(

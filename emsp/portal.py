@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.utils import timezone
 from rest_framework import exceptions, status
@@ -20,6 +21,8 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from emsp import throttle
+from emsp.accounts import signed_by_us
 from emsp.models import PortalClient, PortalSession
 from emsp.services import portal_client_authenticate
 from locations.models import Cpo
@@ -76,6 +79,8 @@ def portal_exception_handler(exc: Exception, context: dict) -> Response:
         return envelope(errors, message=f"Bad Request: {summary}", status_code=400)
     if isinstance(exc, Http404):
         return envelope(message="Not Found", status_code=404)
+    if isinstance(exc, RequestDataTooBig):
+        return envelope(message=f"Payload Too Large: {exc}", status_code=413)
     if isinstance(exc, exceptions.Throttled):
         wait = int(exc.wait or 1)
         return envelope(message=f"Too many requests: try again in {wait} seconds", status_code=429,
@@ -104,6 +109,16 @@ def _credentials(request, keyword: str) -> str | None:
         raise exceptions.AuthenticationFailed("the token must be ASCII") from None
 
 
+def check_guessing(kind: str, request) -> str | None:
+    """The client's address, unless it has sent too many wrong credentials of `kind` (then 429): checked
+    before the credential, so that a right guess from a blocked address gets no further than a wrong one."""
+    address = throttle.client_address(request)
+    wait = throttle.guessing_blocked(kind, address)
+    if wait:
+        raise exceptions.Throttled(wait=wait, detail="too many wrong credentials from this address")
+    return address
+
+
 class ClientKeyAuthentication(BaseAuthentication):
     """`Authorization: Basic <client key>`: a front end issued a key by the hub's operators."""
 
@@ -111,8 +126,10 @@ class ClientKeyAuthentication(BaseAuthentication):
         key = _credentials(request, "Basic")
         if key is None:
             return None
+        address = check_guessing(throttle.CLIENT_KEY, request)
         client = portal_client_authenticate(key=key)
         if client is None:
+            throttle.guess_failed(throttle.CLIENT_KEY, address)
             raise exceptions.AuthenticationFailed("unknown or revoked client key")
         return (None, client)
 
@@ -136,9 +153,12 @@ class SessionAuthentication(BaseAuthentication):
         raw = _credentials(request, "Bearer")
         if raw is None:
             return None
+        address = check_guessing(throttle.ACCESS_TOKEN, request)
         try:
             token = AccessToken(raw)
-        except TokenError:
+        except TokenError as exc:
+            if not signed_by_us(raw, exc):
+                throttle.guess_failed(throttle.ACCESS_TOKEN, address)
             raise exceptions.AuthenticationFailed("the access token is invalid or expired") from None
         session = (PortalSession.objects.select_related("user", "cpo")
                    .filter(sid=token.get("sid"), revoked_at__isnull=True).first())

@@ -4,7 +4,6 @@ Every OCPI view derives from `OcpiView`, which authenticates the caller, turns e
 malformed request, a bug) into the envelope with the right HTTP status, and adds the routing headers.
 """
 
-import json
 import logging
 import re
 import uuid
@@ -20,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from locations.json_input import JsonRejected, json_loads
 from ocpi.auth import Caller, caller_authenticate, header_token, token_candidates
 from ocpi.status import (
     CLIENT_API_ERROR, CLIENT_ERROR, INVALID_PARAMETERS, NO_MATCHING_ENDPOINTS, NOT_ENOUGH_INFORMATION, SERVER_ERROR,
@@ -105,7 +105,7 @@ class OcpiView(View):
             response = super().dispatch(request, *args, **kwargs)
         except OcpiError as error:
             response = envelope(error.data, status_code=error.status_code, message=error.message,
-                                http_status=error.http_status)
+                                http_status=error.http_status, headers=error.headers)
         except RequestDataTooBig:
             response = envelope(status_code=CLIENT_ERROR, message="Request body too large", http_status=413)
         except Exception:  # a bug: logged with its trace, answered without one
@@ -134,11 +134,9 @@ class OcpiView(View):
 def json_body(request) -> dict:
     """The request's JSON object, or a 2001 error saying what is wrong with it."""
     try:
-        data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json_loads(request.body or b"null")
+    except JsonRejected as exc:  # not UTF-8, lone surrogates, NaN, too deep: never stored, never a 500
         raise OcpiError(f"Body is not valid JSON: {exc}", status_code=INVALID_PARAMETERS) from None
-    except RecursionError:  # nesting deeper than the parser's stack: not an OCPI object either
-        raise OcpiError("Body is nested too deeply", status_code=INVALID_PARAMETERS) from None
     if not isinstance(data, dict):
         raise OcpiError("Body must be a JSON object", status_code=INVALID_PARAMETERS)
     return data

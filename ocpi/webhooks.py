@@ -32,20 +32,23 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.parsers import JSONParser
 
-from emsp.portal import PortalError, PortalView, envelope
+from emsp import throttle
+from emsp.parsers import StrictJSONParser
+from emsp.portal import PortalError, PortalView, check_guessing, envelope
 from locations import services
 from locations.timezones import country_time_zone, country_time_zones
+from locations.formulas import neutralised
 from locations.models import Cpo, Location
 from locations.tokens import token_digest
-from locations.validation import InvalidPayload
+from locations.validation import INT_MAX, InvalidPayload
 from ocpi.transport import token_candidates
 
 _SPACES = re.compile(r"\s+")
 # Optional fields a webhook may carry beyond the contract's, passed through as OCPI's.
 _LOCATION_EXTRAS = ("city", "postal_code", "province", "state", "region", "country", "time_zone",
                     "opening_times", "directions", "operator", "owner", "images")
+_FREE_TEXT = ("name", "address", "city", "postal_code", "province", "state", "region")
 _EVSE_EXTRAS = ("evse_id", "floor_level", "physical_reference", "parking_restrictions", "serial_number",
                 "coordinates", "images")
 
@@ -65,11 +68,13 @@ class TokenCAuthentication(BaseAuthentication):
             value = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("the token must be ASCII") from None
+        address = check_guessing(throttle.TOKEN_C, request)
         candidates = token_candidates(value) if parts[0].lower() == b"token" else [value]
         for token in candidates:
             cpo = Cpo.objects.filter(token_c_digest=token_digest(token)).first()
             if cpo is not None:
                 return (None, cpo)
+        throttle.guess_failed(throttle.TOKEN_C, address)
         raise exceptions.AuthenticationFailed("unknown token: it is no CPO's token C")
 
     def authenticate_header(self, request):
@@ -88,7 +93,7 @@ class TokenCScheme(OpenApiAuthenticationExtension):
 
 class WebhookView(PortalView):
     authentication_classes = [TokenCAuthentication]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -136,7 +141,10 @@ NOMINAL_MARGIN = 1.1
 
 
 def _number(value: Any) -> float | None:
+    """A number to map; None (left as sent, for the validation to refuse) when no column could hold it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    if not 0 <= value <= INT_MAX:
         return None
     return float(value)
 
@@ -208,6 +216,10 @@ def location_ocpi_of_webhook(raw: dict, *, cpo: Cpo) -> dict:
     if "city" not in location and isinstance(raw.get("address"), str):
         # OCPI requires a city, the contract sends none: the address's last part ("..., Olongapo City").
         location["city"] = raw["address"].rsplit(",", 1)[-1].strip()[:45]
+    for name in _FREE_TEXT:
+        if isinstance(location.get(name), str):
+            # People open exports of these in spreadsheets: a formula is made literal on the way in.
+            location[name] = neutralised(location[name])
     if "time_zone" not in location and isinstance(location["country"], str):
         zone = country_time_zone(location["country"])
         if zone:

@@ -266,3 +266,14 @@ def test_an_invalid_location_is_named_once_and_nothing_is_written(client, ph_alp
     assert response.status_code == 400
     assert [error["field"] for error in response.json()["data"]] == ["locations[1].evses[0].status"]
     assert not Location.objects.filter(cpo=ph_alpha).exists()
+
+
+def test_formulas_in_free_text_are_stored_literal(client, ph_alpha):
+    body = copy.deepcopy(PAYLOAD)
+    body["locations"][0]["name"] = "=cmd|' /C calc'!A0"
+    body["locations"][0]["address"] = "-1+cmd|' /C calc'!A0, Olongapo"
+    response = push_locations(client, ph_alpha, body)
+    assert response.status_code == 200, response.json()
+    location = Location.objects.get(pk=response.json()["data"][0]["location_id"])
+    assert (location.name, location.address) == ("'=cmd|' /C calc'!A0", "'-1+cmd|' /C calc'!A0, Olongapo")
+    assert location.city == "Olongapo"
