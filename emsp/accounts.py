@@ -27,6 +27,7 @@ from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 
 from emsp import logos, throttle
 from emsp.models import PortalClient, PortalSession
+from locations import selectors
 from locations import services as catalogue
 from locations.models import Cpo
 
@@ -120,7 +121,8 @@ def _send_set_password_link(user: User, cpo: Cpo) -> None:
 def password_set(*, uid: str, token: str, new_password: str) -> User:
     """The registration link: set the first password (the token works once)."""
     try:
-        user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uid))))
+        pk = selectors.primary_key(force_str(urlsafe_base64_decode(uid)), maximum=2**31 - 1)  # auth's integer id
+        user = None if pk is None else User.objects.get(pk=pk)
     except (ValueError, TypeError, OverflowError, User.DoesNotExist):
         user = None
     if user is None or not default_token_generator.check_token(user, token):

@@ -63,18 +63,32 @@ def pending_counts(*, cpo: Cpo) -> dict[str, int]:
     return {"pending_locations": locations["pending"], "pending_evses": evses["pending"]}
 
 
-def location_of_cpo(*, cpo: Cpo, location_id) -> Location | None:
-    try:
-        return Location.objects.filter(cpo=cpo, pk=int(location_id)).first()
-    except (TypeError, ValueError):
+BIGINT_MAX = 2**63 - 1
+
+
+def primary_key(value, *, maximum: int = BIGINT_MAX) -> int | None:
+    """An id a caller sent, as an int its column holds; None for anything else (a larger one is no row of
+    ours, and the database would refuse the query itself: a 500)."""
+    if isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isascii() or not value.isdigit() or len(value) > 19:
+            return None
+        value = int(value)
+    if not isinstance(value, int) or not 1 <= value <= maximum:
+        return None
+    return value
+
+
+def location_of_cpo(*, cpo: Cpo, location_id) -> Location | None:
+    pk = primary_key(location_id)
+    return None if pk is None else Location.objects.filter(cpo=cpo, pk=pk).first()
 
 
 def photo_of_cpo(*, cpo: Cpo, photo_id) -> Photo | None:
-    try:
-        return Photo.objects.filter(location__cpo=cpo, pk=int(photo_id)).select_related("location").first()
-    except (TypeError, ValueError):
-        return None
+    pk = primary_key(photo_id)
+    return None if pk is None else Photo.objects.filter(location__cpo=cpo, pk=pk).select_related("location").first()
 
 
 # --- Geo search --------------------------------------------------------------------------------------

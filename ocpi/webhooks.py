@@ -36,7 +36,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from emsp import throttle
 from emsp.parsers import StrictJSONParser
 from emsp.portal import PortalError, PortalView, check_guessing, envelope
-from locations import services
+from locations import selectors, services
 from locations.timezones import country_time_zone, country_time_zones
 from locations.formulas import neutralised
 from locations.models import Cpo, Location
@@ -340,7 +340,8 @@ class EvseWebhookView(WebhookView):
         if isinstance(location_id, bool) or not isinstance(location_id, (int, str)) \
                 or not str(location_id).strip().isdigit():
             raise _bad_request({"location_id": "is required: the location_id the locations webhook returned"})
-        location = Location.objects.select_related("cpo").filter(pk=int(location_id), cpo=cpo).first()
+        pk = selectors.primary_key(location_id)
+        location = None if pk is None else Location.objects.select_related("cpo").filter(pk=pk, cpo=cpo).first()
         if location is None:
             raise PortalError(404, f"Not Found: location {location_id} is not one of yours")
         try:

@@ -178,3 +178,20 @@ def test_csv_values_beyond_the_columns_are_row_errors(as_alpha, alpha):
     body = portal_error(response, 400)
     assert {error["column"] for error in body["data"]} >= {"max_voltage"}
     assert not Location.objects.filter(cpo=alpha).exists()
+
+
+@pytest.mark.parametrize("huge", [str(2**63), str(2**64 + 5), "9" * 40])
+def test_ids_beyond_any_column_are_not_found_not_500(as_alpha, alpha, backend, huge):
+    response = as_alpha.patch(f"/ocpi/cpo/api/v1/locations/photos/uploads/{huge}", {}, format="multipart")
+    assert response.status_code in (400, 404), response.content
+    response = as_alpha.post("/ocpi/cpo/api/v1/locations/photos/uploads", {"location_id": huge}, format="multipart")
+    assert response.status_code in (400, 404), response.content
+    response = push(backend, alpha, {"location_id": huge, "uid": "E1", "status": "AVAILABLE", "connectors": []},
+                    kind="evse")
+    assert response.status_code == 404, response.content
+    import base64
+
+    uid = base64.urlsafe_b64encode(huge.encode()).decode().rstrip("=")
+    response = APIClient().post("/ocpi/cpo/api/auth/v1/set-password",
+                                {"uid": uid, "token": "x-y", "new_password": "a long passphrase 99"}, format="json")
+    assert response.status_code == 400, response.content
