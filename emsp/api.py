@@ -363,6 +363,9 @@ def _refuse_oversized(request, *, files: int) -> None:
         raise PortalError(413, f"Payload Too Large: each file may be at most {settings.UPLOAD_MAX_BYTES} bytes")
 
 
+MAX_OFFSET = 10**9
+
+
 def _page(request, *, default: int, cap: int) -> tuple[int, int]:
     try:
         limit = int(request.query_params.get("limit", default))
@@ -371,4 +374,5 @@ def _page(request, *, default: int, cap: int) -> tuple[int, int]:
         raise PortalError(400, "Bad Request: limit and offset must be integers") from None
     if limit < 1 or offset < 0:
         raise PortalError(400, "Bad Request: limit must be 1 or more and offset 0 or more")
-    return min(limit, cap), offset
+    # Past any row, and within PostgreSQL's bigint (a larger OFFSET is a DataError, a 500).
+    return min(limit, cap), min(offset, MAX_OFFSET)
