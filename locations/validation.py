@@ -340,9 +340,12 @@ def coordinate(raw: Any, *, bound: int, pattern: re.Pattern, name: str) -> float
         raise ValueError(f"{name} {raw!r} is not a decimal degree") from None
     if not math.isfinite(value) or abs(value) > bound:
         raise ValueError(f"{name} {raw!r} is out of range (-{bound} to {bound})")
-    if not pattern.match(format_coordinate(value)):
+    text = format_coordinate(value)
+    if not pattern.match(text):
         raise ValueError(f"{name} {raw!r} does not match {pattern.pattern}")
-    return value
+    # Stored as OCPI can say it (7 decimals): what we serve is then what we store, and the same value sent
+    # again is unchanged (49.123456789 or a subnormal 2e-313 would be stored as no reader sees them).
+    return float(text)
 
 
 def format_coordinate(value: float) -> str:

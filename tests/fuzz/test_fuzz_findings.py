@@ -3,11 +3,12 @@ derandomized examples of a run no longer happen to send it."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from locations.models import Evse
+from tests.conftest import location_payload
 from tests.emsp.conftest import api, basic, client_key  # noqa: F401  (fixtures)
+from tests.ocpi.locations_fixtures import alpha_peer, ok  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -34,3 +35,17 @@ def test_the_schema_documents_uploaded_files_as_files(anonymous):
         documented = component["properties"][field]
         documented = documented.get("items", documented)
         assert documented == {"type": "string", "format": "binary"}, (path, field, documented)
+
+
+@pytest.mark.parametrize("latitude", [-2.2250738585e-313, "49.123456789", 49.12345675])
+def test_a_coordinate_is_stored_as_ocpi_says_it(alpha, alpha_peer, latitude):
+    # Found by the receiver fuzzer: an EVSE latitude sent with more than OCPI's 7 decimals (a JSON number
+    # 2e-313) was stored as sent and served as "-0.00000"; the sender's own object PUT back changed the row.
+    body = location_payload(alpha, "L1", last_updated="2024-06-01T00:00:00Z")
+    body["evses"][0]["coordinates"] = {"latitude": latitude, "longitude": "8.468098"}
+    ok(alpha_peer.put("/ocpi/2.2.1/emsp/locations/DE/ALP/L1", body), 201)
+    stored = list(Evse.objects.values_list("evse_lat", flat=True))
+    served = ok(alpha_peer.get("/ocpi/2.2.1/emsp/locations/DE/ALP/L1"))["data"]
+    assert stored == [float(served["evses"][0]["coordinates"]["latitude"])]
+    assert ok(alpha_peer.put("/ocpi/2.2.1/emsp/locations/DE/ALP/L1", served))["status_message"] == "Success: unchanged"
+    assert list(Evse.objects.values_list("evse_lat", flat=True)) == stored
