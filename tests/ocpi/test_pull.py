@@ -1,16 +1,19 @@
 """Pull against a real second evhub on loopback: its sender's pages, followed by Link, into our catalogue."""
 
 import os
+import socket
 import threading
+import time
 
 import billiard
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
 
 from locations.models import Location
 from locations.tokens import token_new
 from ocpi import pull_writer
+from ocpi.client import OcpiClient
 from ocpi.models import Peer
 from ocpi.pull import PullError, next_link, peer_pull
 from tests.ocpi.peer_server import peer_connected_here
@@ -96,16 +99,58 @@ def test_a_211_peer_is_pulled_in_211(peer_server, peer):
     assert summary.created == summary.received > 0
 
 
-def test_a_peer_down_mid_way_keeps_last_pull_at(peer_server, peer):
-    peer_server.stop_web()
+def dmo_ids(items: list[dict]) -> set[str]:
+    return {item["id"] for item in items if (item["country_code"], item["party_id"]) == ("DE", "DMO")}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_peer_down_mid_way_keeps_what_arrived_and_last_pull_at(peer_server, peer, monkeypatch):
+    """The peer answers page 1, and is down when page 2 is asked, once page 1's locations are stored (by the
+    writing processes, in batches smaller than a page): they stay, the pull reports the failure, and
+    last_pull_at stays unset, so that the next pull asks for everything again."""
+    monkeypatch.setattr(pull_writer, "WRITE_BATCH", 25)
+    pages, stored_before_the_failure = [], []
+    get = OcpiClient.get
+
+    def down_after_page_1(client, url, **kwargs):  # in the pull's fetching thread
+        if len(pages) == 1:
+            wanted = dmo_ids(pages[0].data)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not stored_before_the_failure:
+                if set(Location.objects.filter(cpo__party_id="DMO").values_list("ocpi_id", flat=True)) == wanted:
+                    stored_before_the_failure.append(True)
+                time.sleep(0.1)
+            connection.close()  # this thread's own
+            # The pull's writing processes, forked from this one, hold copies of the peer's listening socket:
+            # shut down, not only closed here, it refuses connections as the port of a server that is down.
+            peer_server.sock.shutdown(socket.SHUT_RDWR)
+            peer_server.stop_web()
+        reply = get(client, url, **kwargs)
+        pages.append(reply)
+        return reply
+
+    monkeypatch.setattr(OcpiClient, "get", down_after_page_1)
+    expected = published_on(peer_server, ("DE", "DMO"))
     try:
         with pytest.raises(PullError) as failed:
             peer_pull(peer=peer)
     finally:
         peer_server.start()
-    assert failed.value.summary.completed is False
+    page_1 = dmo_ids(pages[0].data)
+    assert len(pages) == 1 and len(pages[0].data) == 100 and 0 < len(page_1) < expected
+    assert stored_before_the_failure, "page 1 was not stored within 60 s"
+    summary = failed.value.summary
+    assert (summary.completed, summary.pages, summary.received, summary.created) == (False, 1, 100, len(page_1))
+    assert f"GET {next_link(pages[0].headers)}: ConnectionError" in summary.error, summary.error
+    assert set(Location.objects.filter(cpo__party_id="DMO").values_list("ocpi_id", flat=True)) == page_1
     peer.refresh_from_db()
     assert peer.last_pull_at is None
+
+    monkeypatch.setattr(OcpiClient, "get", get)
+    again = peer_pull(peer=peer)
+    assert again.full and again.completed
+    assert (again.created, again.unchanged) == (expected - len(page_1), len(page_1))
+    assert Location.objects.filter(cpo__party_id="DMO").count() == expected
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
