@@ -36,6 +36,11 @@ FUZZ_SETTINGS = settings(
 )
 
 
+def fuzz_settings(scale: int) -> settings:
+    """FUZZ_SETTINGS with `scale` times the examples, for tests whose requests are cheap."""
+    return settings(FUZZ_SETTINGS, max_examples=EXAMPLES * scale)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "fuzz: generated requests (tests/fuzz); bounded, derandomized examples")
 
