@@ -143,6 +143,12 @@ class EvhubServer:
         _stop(self.web)
         self.web = None
         if self.sock is not None:  # else the kernel would still queue connections for nobody
+            # Shut down, not only closed: processes forked from the tests (a pull's writers) hold copies of
+            # this socket, and while one is open the port accepts connections that nobody answers.
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # not listening any more
+                pass
             self.sock.close()
             self.sock = None
 
