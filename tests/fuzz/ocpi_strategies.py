@@ -206,3 +206,57 @@ def mutated(draw, valid: st.SearchStrategy) -> dict:
         else:
             parent[key] = draw(HOSTILE_VALUES)
     return value
+
+
+# --- the portal's webhook shape (ocpi/webhooks.py): its own names and units, mapped onto OCPI's ----------
+
+def webhook_connectors() -> st.SearchStrategy[dict]:
+    return st.fixed_dictionaries(
+        {
+            "standard": st.sampled_from(["TYPE_1", "TYPE_2", "GBT", "CHADEMO", "IEC_62196_T2_COMBO"]),
+            "format": st.sampled_from(enums.ConnectorFormat.values),
+            "power_type": st.sampled_from(["AC", "DC", "AC_1_PHASE", "AC_3_PHASE"]),
+            "max_voltage": st.integers(100, 1000),
+            "max_amperage": st.integers(6, 500),
+        },
+        optional={"max_electric_power": st.one_of(st.integers(1, 999), st.integers(1000, 350_000))},
+    )
+
+
+def webhook_evses(index: int) -> st.SearchStrategy[dict]:
+    return st.fixed_dictionaries(
+        {
+            "uid": st.just(f"WH-E{index}"),
+            "status": st.sampled_from(enums.Status.values),
+            "connectors": st.lists(webhook_connectors(), min_size=1, max_size=3),
+        },
+        optional={
+            "meter_type": st.sampled_from(["AC", "DC"]),
+            "kwh": st.integers(1, 350),
+            "capabilities": st.lists(st.sampled_from([code for code, _ in enums.PORTAL_CAPABILITIES]), max_size=2,
+                                     unique=True),
+            "payment_types": st.lists(st.sampled_from([code for code, _ in enums.PORTAL_PAYMENT_TYPES]), max_size=2,
+                                      unique=True),
+        },
+    )
+
+
+def webhook_locations() -> st.SearchStrategy[dict]:
+    return st.integers(0, 2).flatmap(lambda count: st.fixed_dictionaries(
+        {
+            "name": _text(60),
+            "address": st.builds(lambda street, city: f"{street}, {city}", _text(30), _text(20)),
+            "lat": _coordinate(60),
+            "lng": _coordinate(179),
+            "evses": st.tuples(*(webhook_evses(n) for n in range(1, count + 1))).map(list),
+        },
+        optional={
+            "facilities": st.lists(st.sampled_from([code for code, _ in enums.PORTAL_FACILITIES]), max_size=3,
+                                   unique=True),
+            "parking_types": st.lists(st.sampled_from([code for code, _ in enums.PORTAL_PARKING_TYPES]), max_size=1),
+        },
+    ))
+
+
+def webhook_bodies() -> st.SearchStrategy[dict]:
+    return st.fixed_dictionaries({"locations": st.lists(webhook_locations(), min_size=1, max_size=3)})

@@ -12,12 +12,17 @@ the catalogue and the accounts exactly as they were (a request is all or nothing
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
+from rest_framework.test import APIClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
@@ -30,7 +35,8 @@ from locations import services, uploads
 from locations.models import Connector, Cpo, CsvImport, Evse, Location, Photo
 from ocpi.models import OutboxEntry
 from tests.conftest import location_payload
-from tests.fuzz.conftest import FUZZ_SETTINGS, in_test_transaction
+from tests.fuzz import ocpi_strategies as ocpi
+from tests.fuzz.conftest import FUZZ_SETTINGS, fuzz_settings, in_test_transaction
 from tests.fuzz.snapshots import changed_tables, table_digests
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +129,42 @@ def test_portal_and_webhooks(case, callers):
         # The generated id is a guess (a 404); the caller's own photo or import too, once per example.
         case.path_parameters = {**case.path_parameters, **{name: callers.objects[name] for name in named}}
         _call(case)
+
+
+# --- the locations webhook's own values, beyond what its schema can say ------------------------------------
+
+WEBHOOK = "/ocpi/cpo/api/v1/webhook/locations/DE/ALP"
+
+
+def _portal_answer(response, request: str) -> dict:
+    assert response.status_code < 500, (request, response.status_code, response.content[:2000])
+    body = json.loads(response.content)
+    assert set(body) == {"status", "data", "message"} and body["status"] == response.status_code, (request, body)
+    return body
+
+
+@given(body=st.one_of(ocpi.webhook_bodies(), ocpi.mutated(ocpi.webhook_bodies())))
+@fuzz_settings(2)
+def test_locations_webhook_is_all_or_nothing(callers, body):
+    """Webhook bodies of the portal's shape (its names and units), valid and mutated: a 400 writes nothing
+    (one wrong location and none is stored), a 200 names the caller's locations, and the same body again
+    changes nothing and names the same ones."""
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {callers.cpo.token_c}")
+    text = ocpi.json_text(body)
+    request = f"POST {WEBHOOK} {text[:1500]}"
+    with transaction.atomic():
+        before = table_digests(*WATCHED)
+        answer = _portal_answer(api.post(WEBHOOK, text, content_type="application/json"), request)
+        if answer["status"] != 200:
+            assert answer["status"] in (400, 413), (request, answer)
+            assert not changed_tables(before, table_digests(*WATCHED)), (request, answer)
+        else:
+            ids = [item["location_id"] for item in answer["data"]]
+            assert len(ids) == len(body["locations"]), (request, answer)
+            assert set(Location.objects.filter(pk__in=ids).values_list("cpo", flat=True)) == {callers.cpo.pk}
+            stored = table_digests(*WATCHED)
+            again = _portal_answer(api.post(WEBHOOK, text, content_type="application/json"), request)
+            assert again == answer, (request, answer, again)
+            assert not changed_tables(stored, table_digests(*WATCHED)), (request, "the same body again changed")
+        transaction.set_rollback(True)
