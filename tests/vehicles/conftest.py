@@ -1,0 +1,34 @@
+"""Drivers `dora` and `eve` (who must never reach dora's car), each with a simulated car account."""
+
+from datetime import datetime, timezone
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from vehicles import services
+from vehicles.providers.base import READINGS, ACTIONS, DiscoveredVehicle, Tokens
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _driver(username):
+    return get_user_model().objects.create_user(username=username, password="x-" + username)
+
+
+@pytest.fixture
+def dora(db):
+    return _driver("dora")
+
+
+@pytest.fixture
+def eve(db):
+    return _driver("eve")
+
+
+@pytest.fixture
+def dora_car(dora):
+    account = services.maker_account_link(driver=dora, provider="simulator", external_id="sim-dora",
+                                          tokens=Tokens(access_token="a1", refresh_token="r1"), label="dora@example.com")
+    return services.vehicle_upsert(account=account, discovered=DiscoveredVehicle(
+        vin="VF1AG000000000001", maker_id="sim-1", brand="Renault", model="ZOE", year=2022,
+        battery_capacity_kwh=52.0, capabilities=[*READINGS, *ACTIONS], hvac_min_soc=45.0))
