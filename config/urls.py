@@ -21,6 +21,7 @@ urlpatterns = [
     path("map/search", map_search, name="map-search"),
     path("", include("ocpi.urls")),
     path("", include("emsp.urls")),
+    path("", include("emsp.drivers.urls")),
 ]
 
 handler404 = json_not_found

@@ -54,3 +54,7 @@ class LogoUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.storage_name})"
+
+
+# Drivers live in their own room; imported here so that Django registers them with the app.
+from emsp.drivers.models import Driver, DriverSession  # noqa: E402, F401
