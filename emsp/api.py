@@ -61,6 +61,9 @@ def _errors(*codes: int) -> dict:
 
 
 def _doc(summary: str, ok: dict, errors: tuple[int, ...], tag: str, **kwargs):
+    if 401 in errors and 429 not in errors:
+        # Whatever reads a credential can answer 429: past its wrong guesses an address is refused (emsp.throttle).
+        errors = (*errors, 429)
     return extend_schema(summary=summary, tags=[tag], responses={200: ok["response"], **_errors(*errors)},
                          examples=ok["examples"], **kwargs)
 

@@ -166,7 +166,7 @@ class CsvImportView(CpoView):
 
 class CsvTemplateView(CpoView):
     @extend_schema(summary="CSV template", tags=["locations"],
-                   responses={(200, "text/csv"): OpenApiTypes.STR, 401: ERROR})
+                   responses={(200, "text/csv"): OpenApiTypes.STR, 401: ERROR, 429: ERROR})
     def get(self, request):
         response = HttpResponse(csv_template(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="evhub-locations-template.csv"'

@@ -62,9 +62,11 @@ def _fast_passwords(settings):
 def in_test_transaction(app):
     """The WSGI application as the test client runs it: inside the test's transaction. Django closes the
     database connection at the start and end of each request (`close_old_connections`), which would end
-    the test's transaction; its own test client disconnects it the same way."""
+    the test's transaction; its own test client disconnects it the same way. The caller's address is the
+    test client's too (a server always gives one; werkzeug's test environment none)."""
 
     def wsgi(environ, start_response):
+        environ.setdefault("REMOTE_ADDR", "127.0.0.1")
         request_started.disconnect(close_old_connections)
         request_finished.disconnect(close_old_connections)
         try:

@@ -19,7 +19,8 @@ import schemathesis
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
-from hypothesis import given
+from django.conf import settings as django_settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from rest_framework.test import APIClient
@@ -129,6 +130,38 @@ def test_portal_and_webhooks(case, callers):
         # The generated id is a guess (a 404); the caller's own photo or import too, once per example.
         case.path_parameters = {**case.path_parameters, **{name: callers.objects[name] for name in named}}
         _call(case)
+
+
+# --- from an address that has guessed too often ----------------------------------------------------------
+
+GUESSES = {  # a wrong credential of each kind, and an endpoint that reads it
+    "Basic wrong-client-key": "/ocpi/cpo/2.2/filters",
+    "Bearer wrong.access.token": "/ocpi/cpo/2.2/details",
+    "Bearer wrong-token-c": "/ocpi/cpo/api/v1/webhook/locations/DE/ALP",
+}
+
+
+def _guess_too_often(callers: Callers) -> None:
+    """Wrong credentials of every kind from the test client's address, past every limit (README: the
+    address then gets 429 for that kind, the right credential too, until the window ends)."""
+    if getattr(callers, "guessed", False):
+        return
+    guesser = APIClient()
+    for authorization, path in GUESSES.items():
+        guesser.credentials(HTTP_AUTHORIZATION=authorization)
+        for _ in range(max(limit for limit, _seconds in django_settings.CREDENTIAL_FAILURE_LIMITS.values()) + 1):
+            guesser.post(path, {}, format="json") if "webhook" in path else guesser.get(path)
+    callers.guessed = True
+
+
+@schema.parametrize()
+@settings(FUZZ_SETTINGS, max_examples=3, phases=[Phase.generate])
+def test_portal_and_webhooks_after_guessing(case, callers):
+    """Every operation, from an address its guesses have blocked: still a documented answer (a 429 where
+    it authenticates), never a 5xx, and nothing written."""
+    _guess_too_often(callers)
+    _as_the_caller(case, callers)
+    _call(case)
 
 
 # --- the locations webhook's own values, beyond what its schema can say ------------------------------------
