@@ -25,9 +25,22 @@ Contract for provider authors (renault, bmw, simulator):
     timeout      the maker did not answer in time (retryable)
     server       5xx and other failures of the maker (retryable)
     gone         the account or the car no longer exists at the maker (permanent)
-- Readings, by the contract's names (READINGS): `read` returns a dict in the shape the endpoint serves
-  (maker-neutral: see each provider's tests); `snapshot` returns the state the sync engine stores, using
-  as few maker calls as the maker allows (one battery call, plus location and cockpit when supported).
+- Readings, by the contract's names (READINGS): `read` returns the reading's `attributes` in Kamereon's
+  names, whatever the maker (the endpoint serves `{"data": {"type": "Car", "id": VIN, "attributes": ...}}`):
+    battery-status  timestamp, batteryLevel, batteryAutonomy (km), plugStatus (0|1), chargingStatus
+                    (1.0 charging, 0.0 not, -1.0 error), chargingInstantaneousPower (kW), chargingRemainingTime (min)
+    cockpit         totalMileage (km)
+    location        gpsLatitude, gpsLongitude, lastUpdateTime
+    hvac-status     hvacStatus ("on"|"off"), externalTemperature, socThreshold
+    lock-status     lockStatus ("locked"|"unlocked"), lastUpdateTime
+    charge-mode     chargeMode ("always"|"schedule_mode")
+    charge-history  charges: [{chargeStartDate, chargeEndDate, chargeDuration, chargeStartBatteryLevel,
+                    chargeEndBatteryLevel, chargePower, chargeEndStatus}], newest first
+    hvac-history    hvacSessions: [{hvacSessionRequestDate, hvacSessionStartDate, hvacSessionEndStatus}]
+    notification-settings  the maker's own keys (often empty)
+  A key the maker does not give is left out, never invented. `snapshot` returns the state the sync engine
+  stores, using as few maker calls as the maker allows (one battery call, plus location and cockpit when
+  supported); timestamps are aware UTC datetimes in dataclasses, ISO 8601 "...Z" strings in dicts.
 - Actions (ACTIONS): `act` returns an `ActionResult`: COMPLETED when the maker confirms at once, else
   PENDING, with the maker's job id when it gives one. `action_status` is then asked until the action
   ends; a maker without job ids confirms by re-reading state (Renault).
