@@ -64,6 +64,9 @@ def _doc(summary: str, ok: dict, errors: tuple[int, ...], tag: str, **kwargs):
     if 401 in errors and 429 not in errors:
         # Whatever reads a credential can answer 429: past its wrong guesses an address is refused (emsp.throttle).
         errors = (*errors, 429)
+    if kwargs.get("request") is not None and 415 not in errors:
+        # Whatever reads a body answers 415 to one of a media type it does not parse (or of none).
+        errors = (*errors, 415)
     return extend_schema(summary=summary, tags=[tag], responses={200: ok["response"], **_errors(*errors)},
                          examples=ok["examples"], **kwargs)
 

@@ -86,7 +86,7 @@ class CsvUploadView(CpoView):
                 "evhub (the template's layout, the default), a national register's export (CSV or Excel "
                 "workbook), or auto: told from the file's header")),
         })},
-        responses={200: _UPLOADED, **_errors(400, 401, 413, 429, 500, 503)}, parameters=_IMPORT_HEADERS,
+        responses={200: _UPLOADED, **_errors(400, 401, 413, 415, 429, 500, 503)}, parameters=_IMPORT_HEADERS,
         examples=[
             OpenApiExample("Imported", response_only=True, status_codes=["200"], value={
                 "status": 200, "data": [], "message": "Success", "import": {**IMPORT_EXAMPLE, "background": False}}),

@@ -265,7 +265,7 @@ EVSE_EXAMPLE = {"location_id": 754, **LOCATIONS_EXAMPLE["locations"][0]["evses"]
 ERROR = inline_serializer("WebhookError", {
     "status": serializers.IntegerField(), "data": serializers.JSONField(), "message": serializers.CharField(),
 })
-_ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 413: ERROR, 429: ERROR}  # 429: too many wrong tokens C
+_ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 429: ERROR}
 
 
 class LocationsWebhookView(WebhookView):
