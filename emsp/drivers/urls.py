@@ -1,6 +1,6 @@
 from django.urls import path
 
-from emsp.drivers import api_auth, api_cars
+from emsp.drivers import api_auth, api_cars, api_ze
 
 urlpatterns = [
     path("api/auth/v1/login", api_auth.DriverLoginView.as_view()),
@@ -13,4 +13,17 @@ urlpatterns = [
     path("api/vehicles/<str:vin>/notifications", api_cars.NotificationsView.as_view()),
     path("api/vehicles/<str:vin>/actions/<str:action>", api_cars.ActionView.as_view()),
     path("api/vehicles/<str:vin>/<str:reading>", api_cars.ReadingView.as_view()),
+    # The ZE Services calls (seed 002).
+    path("api/user/login", api_ze.ZeLoginView.as_view()),
+    path("api/user/token/refresh", api_ze.ZeTokenRefreshView.as_view()),
+    path("api/vehicle/<str:vin>/battery", api_ze.BatteryView.as_view()),
+    path("api/vehicle/<str:vin>/air-conditioning", api_ze.AirConditioningView.as_view()),
+    path("api/vehicle/<str:vin>/air-conditioning/last", api_ze.AirConditioningLastView.as_view()),
+    path("api/vehicle/<str:vin>/air-conditioning/scheduler", api_ze.AirConditioningSchedulerView.as_view()),
+    path("api/vehicle/<str:vin>/charge", api_ze.ChargeView.as_view()),
+    path("api/vehicle/<str:vin>/charge/history", api_ze.ChargeHistoryView.as_view()),
+    path("api/vehicle/<str:vin>/settings/notification", api_ze.NotificationSettingsView.as_view()),
+    path("api/vehicle/<str:vin>/charge/scheduler/offboard", api_ze.ChargeSchedulerOffboardView.as_view()),
+    path("api/vehicle/<str:vin>/charge/scheduler/offboard/deploy", api_ze.ChargeSchedulerDeployView.as_view()),
+    path("api/vehicle/<str:vin>/charge/scheduler/onboard", api_ze.ChargeSchedulerOnboardView.as_view()),
 ]
