@@ -142,6 +142,9 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "config.tasks.heartbeat", "schedule": timedelta(minutes=1)},
     # OCPI push retries (ocpi/push.py) and pulls of connected CPOs (ocpi/pull.py).
     "ocpi.push_due": {"task": "ocpi.push_due", "schedule": timedelta(minutes=1)},
+    # Cars due for a poll (vehicles/sync.py); each car's own next_poll_at decides, this only looks.
+    "vehicles.dispatch_due": {"task": "vehicles.dispatch_due",
+                              "schedule": timedelta(seconds=env.float("EVHUB_VEHICLES_DISPATCH_SECONDS", default=10))},
 }
 CELERY_TIMEZONE = "UTC"
 HEARTBEAT_MAX_AGE = timedelta(minutes=2)

@@ -142,6 +142,9 @@ class Vehicle(models.Model):
 
     # The sync engine's bookkeeping: when the car is due, and how its polling goes.
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # Set by the dispatcher with next_poll_at pushed past a lease: only the task holding this claim polls
+    # the car, so a redelivered or duplicated task does nothing twice.
+    claim_id = models.CharField(max_length=32, blank=True)
     poll_status = models.CharField(max_length=8, choices=PollStatus.choices, default=PollStatus.OK)
     poll_failures = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(10_000)])
     last_polled_at = models.DateTimeField(null=True, blank=True)
@@ -320,3 +323,13 @@ class NotificationSettings(models.Model):
     def clean(self):
         if bool(self.do_not_disturb_start) != bool(self.do_not_disturb_end):
             raise ValidationError("do_not_disturb needs both start and end, or neither")
+
+
+class QuotaBucket(models.Model):
+    """Token buckets, cool-downs and refresh locks where there is no Redis (the embedded default)."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    tokens = models.FloatField(default=0.0)
+    # Bucket: when `tokens` was counted; cool-down and lock: until when (UNIX seconds).
+    stamp = models.FloatField(default=0.0)
+    holder = models.CharField(max_length=32, blank=True)

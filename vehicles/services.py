@@ -1,7 +1,8 @@
 """Every write to drivers' car accounts, cars, samples, actions and schedules.
 
 Raised to callers: `VehicleError` only (its `code` says what the endpoint answers: invalid 400,
-unsupported 400 naming the capability, forbidden 403, not_found 404, conflict 409, relogin 409).
+unsupported 400 naming the capability, forbidden 403, not_found 404, conflict 409, relogin 409,
+unavailable 503 with `retry_after` seconds: the maker's quota, or its cloud failing).
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ __all__ = [
 class VehicleError(Exception):
     """What a driver asked that cannot be done; `code` maps to the HTTP status (see the module doc)."""
 
-    def __init__(self, message: str, *, code: str = "invalid", capability: str = ""):
+    def __init__(self, message: str, *, code: str = "invalid", capability: str = "",
+                 retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
         self.capability = capability
+        self.retry_after = retry_after
 
 
 # --- maker accounts ---------------------------------------------------------------------------------

@@ -32,3 +32,30 @@ def dora_car(dora):
     return services.vehicle_upsert(account=account, discovered=DiscoveredVehicle(
         vin="VF1AG000000000001", maker_id="sim-1", brand="Renault", model="ZOE", year=2022,
         battery_capacity_kwh=52.0, capabilities=[*READINGS, *ACTIONS], hvac_min_soc=45.0))
+
+
+@pytest.fixture(scope="session")
+def sim_server():
+    """One simulated cloud for the session: fast physics, a report a second, actions answered at once."""
+    from vehicles.simulator_server import Config, ServerThread
+
+    server = ServerThread(Config(speed=60, report_every=1, action_delay=0.2))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def engine(settings, sim_server):
+    """The engine against the simulator, on real PostgreSQL and Redis, with small timeouts and backoffs."""
+    import os
+
+    from django.db import connection
+
+    if not os.environ.get("REDIS_URL") or connection.vendor != "postgresql":
+        pytest.skip("the sync engine's tests need PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
+    settings.VEHICLES_HTTP_TIMEOUT = 1.0
+    settings.VEHICLES_QUOTA_WAIT_SECONDS = 0.0
+    settings.VEHICLES_BACKOFF_SECONDS = 30
+    sim_server.call(lambda cloud: setattr(cloud.config, "fault_rates", {}))
+    return sim_server

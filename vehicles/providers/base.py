@@ -167,12 +167,18 @@ class Provider:
     name: str = ""
     # Celery queue its syncs run on, so that one maker's slowness never holds another's cars.
     queue: str = ""
-    # How many of this maker's calls one worker process keeps in flight.
+    # How many of this maker's calls one worker process keeps in flight, and how many of one account's:
+    # one at a time per account, so that the maker's first quota error stops the account's next call.
     concurrency: int = 50
+    account_concurrency: int = 1
     # Default quotas (overridable in settings.VEHICLES_QUOTAS): per account and per maker, as
     # (capacity, refill per second). None: unlimited.
     account_quota: tuple[float, float] | None = None
     maker_quota: tuple[float, float] | None = None
+    # How often a car is polled while it charges, and otherwise (jittered by the engine); the engine
+    # backs off from these after errors and never polls faster than the quotas allow.
+    poll_charging_seconds: float = 300
+    poll_idle_seconds: float = 1800
 
     async def __aenter__(self) -> "Provider":
         return self
