@@ -45,8 +45,8 @@ run: export EVHUB_OCPI_ALLOWED_NETWORKS ?= 127.0.0.0/8,::1/128
 run: export EVHUB_GRAPHQL_INTROSPECTION ?= true
 run: demo
 	$(PY) manage.py collectstatic --noinput -v0
-	@echo "Starting web + worker + beat on http://127.0.0.1:$(PORT)  (Ctrl-C stops all three)"
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat
+	@echo "Starting web + worker + beat + simulated cars on http://127.0.0.1:$(PORT)  (Ctrl-C stops them all)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat simulator
 
 test: install-dev
 	scripts/test.sh

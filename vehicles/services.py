@@ -35,7 +35,7 @@ __all__ = [
     "vehicle_action_create", "vehicle_action_advance",
     "charging_schedule_set", "charging_schedule_enable", "charging_schedule_deploy",
     "precondition_schedule_set", "precondition_schedule_cancel",
-    "notification_settings_set",
+    "notification_settings_set", "demo_car_link",
 ]
 
 
@@ -521,3 +521,40 @@ def notification_settings_set(*, vehicle: m.Vehicle, values: dict[str, Any]) -> 
                 raise VehicleError('do_not_disturb: null or {"start": "HHMM", "end": "HHMM"}')
         row.save()
     return row
+
+
+# --- the demo ----------------------------------------------------------------------------------------------
+
+DEMO_SIMULATOR_USER = ("demo-driver", "demo-driver-simulator")
+
+
+def demo_car_link(*, username: str = "demo-driver"):
+    """The demo driver's simulated car: the driver (created with an unusable password when absent: the
+    drivers' side sets one), linked to the simulator account `make run` serves (Procfile `simulator`),
+    its car due for a poll at once. Safe to run again."""
+    from django.contrib.auth import get_user_model
+
+    from vehicles.simulator_server import account_offline
+
+    User = get_user_model()
+    driver = User.objects.filter(username=username).first()
+    if driver is None:
+        driver = User(username=username)
+        driver.set_unusable_password()
+        driver.save()
+    offline = account_offline(*DEMO_SIMULATOR_USER, cars=1)
+    with transaction.atomic():
+        account = m.MakerAccount.objects.filter(provider=m.Provider.SIMULATOR, external_id=offline["account_id"]).first()
+        if account is None or account.status == m.AccountStatus.NEEDS_RELOGIN or account.driver_id != driver.pk:
+            if account is not None and account.driver_id != driver.pk:
+                account.delete()
+            account = maker_account_link(
+                driver=driver, provider=m.Provider.SIMULATOR, external_id=offline["account_id"],
+                tokens=Tokens(access_token=offline["access_token"], refresh_token=offline["refresh_token"],
+                              expires_at=timezone.now() + timedelta(seconds=offline["expires_in"])),
+                label=DEMO_SIMULATOR_USER[0])
+        vehicles = [vehicle_upsert(account=account, discovered=DiscoveredVehicle(
+            vin=car["vin"], maker_id=car["id"], brand=car["brand"], model=car["model"], year=car["year"],
+            battery_capacity_kwh=car["battery_capacity_kwh"], capabilities=car["capabilities"],
+            hvac_min_soc=car["hvac_min_soc"])) for car in offline["cars"]]
+    return driver, vehicles

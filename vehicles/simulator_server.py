@@ -331,6 +331,9 @@ class Cloud:
         return math.floor(time.time() / every) * every if every > 0 else time.time()
 
 
+CLOUD = web.AppKey("cloud", Cloud)
+
+
 def _json(status: int, body, **headers) -> web.Response:
     return web.json_response(body, status=status, headers=headers or None)
 
@@ -342,7 +345,7 @@ def _error(status: int, code: str, message: str, **headers) -> web.Response:
 @web.middleware
 async def manners(request: web.Request, handler):
     """Latency, quotas and faults, before any route answers (the control routes are spared)."""
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     if request.path.startswith("/_sim/"):
         if request.remote not in ("127.0.0.1", "::1"):
             return _error(403, "forbidden", "control routes answer on loopback only")
@@ -406,7 +409,7 @@ async def _faulted(cloud: Cloud, account: SimAccount | None) -> web.Response | N
 
 
 def _authorised(request: web.Request) -> SimAccount | web.Response:
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     account = cloud.accounts.get(request.match_info["account"])
     if account is None or account.gone:
         return _error(404, "err.func.account.notfound", "no such account")
@@ -433,7 +436,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/auth/login")
 async def login(request):
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     body = request.get("body") or {}
     account = cloud.by_username.get(body.get("username", ""))
     if account is None or not secrets.compare_digest(str(body.get("password", "")), account.password):
@@ -443,7 +446,7 @@ async def login(request):
 
 @routes.post("/auth/refresh")
 async def refresh(request):
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     token = (request.get("body") or {}).get("refresh_token", "")
     account = cloud.refresh_account(token)
     if account is None:
@@ -470,7 +473,7 @@ async def state(request):
     car = _car(request, account)
     if isinstance(car, web.Response):
         return car
-    ts = request.app["cloud"].report_ts()
+    ts = request.app[CLOUD].report_ts()
     car.advance(ts)
     return _json(200, car.state(ts))
 
@@ -486,14 +489,14 @@ async def reading(request):
     name = request.match_info["reading"]
     if name not in READINGS or name not in car.capabilities:
         return _error(400, "err.func.wired.notSupported", f"{name} is not supported by this vehicle")
-    ts = request.app["cloud"].report_ts()
+    ts = request.app[CLOUD].report_ts()
     car.advance(ts)
     return _json(200, {"data": {"type": "Car", "id": car.vin, "attributes": car.reading(name, ts)}})
 
 
 @routes.post("/v1/accounts/{account}/vehicles/{vin}/actions/{action}")
 async def action(request):
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     account = _authorised(request)
     if isinstance(account, web.Response):
         return account
@@ -512,7 +515,7 @@ async def action(request):
 
 @routes.get("/v1/accounts/{account}/jobs/{job}")
 async def job_status(request):
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     account = _authorised(request)
     if isinstance(account, web.Response):
         return account
@@ -530,7 +533,7 @@ async def job_status(request):
 
 @routes.post("/_sim/accounts")
 async def sim_accounts(request):
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     body = await request.json()
     account = cloud.account_add(body["username"], body["password"], body.get("cars", 1), body.get("account_id"))
     return _json(201, {"account_id": account.id, "vins": list(account.cars)})
@@ -539,7 +542,7 @@ async def sim_accounts(request):
 @routes.post("/_sim/fleet")
 async def sim_fleet(request):
     """Many accounts at once, logged in: what a benchmark links without paying for logins."""
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     body = await request.json()
     out = []
     for i in range(int(body["accounts"])):
@@ -552,7 +555,7 @@ async def sim_fleet(request):
 
 
 def _account_of(request, body) -> SimAccount | None:
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     return cloud.accounts.get(body.get("account_id", "")) or cloud.by_username.get(body.get("username", ""))
 
 
@@ -560,7 +563,7 @@ def _account_of(request, body) -> SimAccount | None:
 async def sim_faults(request):
     """{"account_id"|"username", "queue": ["429:3", "500", "timeout:5", "asleep", "expire", "revoke"]}
     (consumed one per request of that account) and/or {"rates": {"500": 0.05, ...}} for every request."""
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     body = await request.json()
     account = _account_of(request, body)
     if account is not None:
@@ -576,7 +579,7 @@ async def sim_expire(request):
     account = _account_of(request, body)
     if account is None:
         return _error(404, "not_found", "no such account")
-    request.app["cloud"].expire(account)
+    request.app[CLOUD].expire(account)
     return _json(200, {"ok": True})
 
 
@@ -586,14 +589,14 @@ async def sim_revoke(request):
     account = _account_of(request, body)
     if account is None:
         return _error(404, "not_found", "no such account")
-    request.app["cloud"].revoke(account)
+    request.app[CLOUD].revoke(account)
     return _json(200, {"ok": True})
 
 
 @routes.post("/_sim/cars/{vin}")
 async def sim_car(request):
     """Put a car in a phase: {"phase": "charging"|"plugged"|"driving"|"parked", "power_kw", "soc"}."""
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     body = await request.json()
     for account in cloud.accounts.values():
         car = account.cars.get(request.match_info["vin"])
@@ -610,13 +613,13 @@ async def sim_car(request):
 
 @routes.get("/_sim/stats")
 async def sim_stats(request):
-    cloud: Cloud = request.app["cloud"]
+    cloud: Cloud = request.app[CLOUD]
     return _json(200, {name: dict(counter) for name, counter in cloud.stats.items()})
 
 
 def app_make(config: Config | None = None) -> web.Application:
     app = web.Application(middlewares=[manners])
-    app["cloud"] = Cloud(config or Config())
+    app[CLOUD] = Cloud(config or Config())
     app.add_routes(routes)
     return app
 
@@ -626,7 +629,7 @@ class ServerThread:
 
     def __init__(self, config: Config | None = None, host: str = "127.0.0.1", port: int = 0):
         self.app = app_make(config)
-        self.cloud: Cloud = self.app["cloud"]
+        self.cloud: Cloud = self.app[CLOUD]
         self.host, self.port = host, port
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -660,3 +663,15 @@ class ServerThread:
     def stop(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+def account_offline(username: str, password: str, cars: int = 1) -> dict:
+    """What a simulator started with `--account USERNAME:PASSWORD:CARS` holds for that account, computed
+    here without it running (ids, cars and tokens all derive from the username and the secret): the demo
+    data links the account before `make run` starts the simulator."""
+    cloud = Cloud(Config())
+    account = cloud.account_add(username, password, cars)
+    return {**cloud.tokens_issue(account), "cars": [
+        {"vin": c.vin, "id": c.maker_id, "brand": c.brand, "model": c.model, "year": c.year,
+         "battery_capacity_kwh": c.capacity, "capabilities": list(c.capabilities), "hvac_min_soc": c.hvac_min_soc}
+        for c in account.cars.values()]}

@@ -14,7 +14,8 @@ from vehicles.providers.base import (
     VehicleRef,
 )
 
-DEFAULT_URL = "http://127.0.0.1:8765"
+# Where `manage.py oem_simulator` listens by default (the Procfile's port: EVHUB_SIMULATOR_PORT).
+DEFAULT_URL = f"http://127.0.0.1:{os.environ.get('EVHUB_SIMULATOR_PORT') or 8765}"
 
 
 def _setting(name: str, default):

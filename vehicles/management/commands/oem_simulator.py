@@ -5,7 +5,7 @@ import json
 from aiohttp import web
 from django.core.management.base import BaseCommand
 
-from vehicles.simulator_server import Config, app_make
+from vehicles.simulator_server import CLOUD, Config, app_make
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         app = app_make(config)
         for spec in opts["account"]:
             username, password, *cars = spec.split(":")
-            app["cloud"].account_add(username, password, int(cars[0]) if cars else 1)
+            app[CLOUD].account_add(username, password, int(cars[0]) if cars else 1)
         self.stdout.write(f"OEM simulator on http://{opts['host']}:{opts['port']} "
                           f"(latency {config.latency:g} s, speed x{config.speed:g})")
         web.run_app(app, host=opts["host"], port=opts["port"], print=None, access_log=None)
