@@ -10,7 +10,9 @@ from django.db import connection, connections
 
 from ocpi import pull_writer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback: a transactional test's flush without it makes the content types anew, with other ids, and
+# the next test that restores the serialized database then meets them (a duplicate key).
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _state(pid: int) -> str | None:
