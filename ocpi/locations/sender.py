@@ -26,12 +26,17 @@ class LocationsSenderView(OcpiView):
         if location_id is None:
             return self._list(request)
         location = self._location(request, object_id(location_id, "location_id"))
-        return envelope(object_below(location, version=self.version, evse_uid=evse_uid, connector_id=connector_id))
+        return envelope(object_below(location, version=self.version, evse_uid=evse_uid, connector_id=connector_id,
+                                     published_only=not self._own_objects))
+
+    @property
+    def _own_objects(self) -> bool:
+        # A portal CPO's token C is its back end's: it reads its own objects as stored (its pending EVSEs
+        # too, so that a GET then PUT back drops nothing), never another CPO's.
+        return self.caller.kind == "CPO"
 
     def _visible(self, **filters):
-        if self.caller.kind == "CPO":
-            # A portal CPO's token C is its back end's: it reads its own objects (as stored, published by
-            # the hub or not), never another CPO's.
+        if self._own_objects:
             return locations_ocpi(cpos=[self.caller.cpo], published_only=False, **filters)
         return locations_ocpi(exclude_cpos=self.caller.cpo_parties(), publish_flag_only=self.version == V211,
                               **filters)
@@ -50,7 +55,7 @@ class LocationsSenderView(OcpiView):
         # The page's ids first, from the covering index alone (the OFFSET skips index entries, not rows
         # and joins), then the rows of those ids only: location_rows_ocpi reads them so. Each location
         # is encoded at once, so that its dicts do not outlive it.
-        rows = location_rows_ocpi(locations)
+        rows = location_rows_ocpi(locations, published_only=not self._own_objects)
         return EncodedList(json_text(location_json(row, version=self.version)) for row in rows)
 
     def _location(self, request, location_id: str):

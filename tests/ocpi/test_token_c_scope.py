@@ -52,3 +52,21 @@ def test_credentials_with_a_token_c_name_no_other_cpo(client, catalogue):
     body = ok(client.get("/ocpi/2.2.1/credentials", **as_token_c(client, alpha)))
     parties = {(role["country_code"], role["party_id"]) for role in body["data"]["roles"]}
     assert ("DE", "BRV") not in parties and ("DE", "ALP") not in parties
+
+
+def test_token_c_reads_its_pending_evses_in_the_list_and_the_object(client, alpha):
+    from locations import services
+    from locations.models import Evse
+
+    location = published(alpha, location_payload(alpha, "MIXED"))
+    services.evse_upsert(location=location, data={
+        "uid": "MIXED-NEW", "status": "AVAILABLE", "last_updated": "2024-06-01T10:00:00Z",
+        "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
+                        "max_voltage": 230, "max_amperage": 16, "last_updated": "2024-06-01T10:00:00Z"}]})
+    assert Evse.objects.get(uid="MIXED-NEW").moderation == "PENDING"
+    listed = ok(client.get("/ocpi/2.2.1/cpo/locations", **as_token_c(client, alpha)))["data"][0]
+    single = ok(client.get("/ocpi/2.2.1/cpo/locations/MIXED", **as_token_c(client, alpha)))["data"]
+    for found in (listed, single):
+        assert {evse["uid"] for evse in found["evses"]} == {"MIXED-E1", "MIXED-NEW"}
+    evse = ok(client.get("/ocpi/2.2.1/cpo/locations/MIXED/MIXED-NEW", **as_token_c(client, alpha)))["data"]
+    assert evse["uid"] == "MIXED-NEW"
