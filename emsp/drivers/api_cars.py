@@ -41,7 +41,7 @@ VIN = OpenApiParameter("vin", str, OpenApiParameter.PATH, description="the car's
 
 class ReadingView(CarView):
     @extend_schema(
-        summary="Read a car", tags=[TAG],
+        summary="Read a car", tags=[TAG], operation_id="api_vehicles_reading",
         parameters=[VIN, OpenApiParameter("reading", str, OpenApiParameter.PATH, enum=list(READINGS))],
         responses={200: inline_serializer("KamereonReading", {"data": serializers.JSONField(),
                                                               "meta": serializers.JSONField()}),
@@ -94,7 +94,7 @@ class ActionView(CarView):
         parameters=[VIN, OpenApiParameter("action", str, OpenApiParameter.PATH, enum=list(ACTIONS))],
         responses={200: inline_serializer("ActionAccepted", {
             "notificationId": serializers.UUIDField(), "status": serializers.CharField(),
-            "data": serializers.JSONField()}), **errors(400, 401, 404, 409)},
+            "data": serializers.JSONField()}), **errors(400, 401, 404, 409, 415)},
         examples=[OpenApiExample("accepted", response_only=True, value={
             "notificationId": "d47296c9-6ab6-4192-9db1-4712010538fb", "status": "PENDING",
             "data": {"type": "HvacStart", "id": "d47296c9-6ab6-4192-9db1-4712010538fb", "attributes": {}}})],
@@ -142,6 +142,7 @@ class NotificationsView(CarView):
 class CarsView(CarView):
     @extend_schema(
         summary="The driver's cars, with how fresh their data is", tags=["drivers: accounts"],
+        operation_id="api_vehicles_list",
         responses={200: inline_serializer("CarsFreshness", {"accounts": serializers.JSONField(),
                                                             "vehicles": serializers.JSONField()}),
                    **errors(401)},

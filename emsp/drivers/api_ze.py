@@ -23,6 +23,7 @@ MONTHS = [OpenApiParameter("begin", str, description="first month, MMYY (October
           OpenApiParameter("end", str, description="last month, MMYY; default `begin`")]
 ACCEPTED = inline_serializer("ZeAccepted", {"notificationId": serializers.UUIDField()})
 JSON = serializers.JSONField()
+CHANNEL = "EMAIL, SMS or NONE"
 
 
 def _account_error(exc: AccountError) -> CarApiError:
@@ -53,7 +54,7 @@ class ZeLoginView(APIView):
         summary="Log in (ZE Services)", tags=[TAG], request=ZeLoginInputSerializer, auth=[],
         responses={200: inline_serializer("ZeLogin", {"token": serializers.CharField(),
                                                       "refresh_token": serializers.CharField(), "user": JSON}),
-                   **errors(400, 401, 429)},
+                   **errors(400, 401, 429, 415)},
         examples=[OpenApiExample("logged in", response_only=True, value={
             "token": "eyJhbGciOi...", "refresh_token": "eyJhbGciOi...",
             "user": {"id": "7", "locale": "en_GB", "country": "GB", "timezone": "Europe/London",
@@ -111,7 +112,7 @@ class ZeTokenRefreshView(APIView):
 
     @extend_schema(
         summary="A new token (ZE Services)", tags=[TAG], request=ZeRefreshInputSerializer, auth=[],
-        responses={200: inline_serializer("ZeRefreshed", {"token": serializers.CharField()}), **errors(400, 401, 429)},
+        responses={200: inline_serializer("ZeRefreshed", {"token": serializers.CharField()}), **errors(400, 401, 429, 415)},
         description="A new access token from the `refresh_token` of the login, without the password; the "
                     "refresh token stays valid (use it again next time) until logout or "
                     "`/api/auth/v1/refresh` rotates it.")
@@ -203,7 +204,7 @@ class AirConditioningSchedulerView(CarView):
         "active": serializers.BooleanField()})
 
     @extend_schema(summary="Precondition later (ZE Services)", tags=[TAG], parameters=[VIN],
-                   request=ZeSchedulerInputSerializer, responses={200: SCHEDULE, **errors(400, 401, 404, 409)},
+                   request=ZeSchedulerInputSerializer, responses={200: SCHEDULE, **errors(400, 401, 404, 409, 415)},
                    description="`{\"start\": \"1753\"}`: preconditioning starts at 17:53 (once, or on `weekdays`); "
                                "it replaces the car's previous one.")
     def post(self, request, vin: str):
@@ -265,12 +266,12 @@ class ChargeHistoryView(CarView):
 
 class NotificationSettingsView(CarView):
     class ZeNotificationSettingsSerializer(serializers.Serializer):
-        battery_status = serializers.ChoiceField(["EMAIL", "SMS", "NONE"], required=False)
-        charge_start = serializers.ChoiceField(["EMAIL", "SMS", "NONE"], required=False)
-        charge_end = serializers.ChoiceField(["EMAIL", "SMS", "NONE"], required=False)
-        charge_problem = serializers.ChoiceField(["EMAIL", "SMS", "NONE"], required=False)
-        low_battery = serializers.ChoiceField(["EMAIL", "SMS", "NONE"], required=False)
-        low_battery_reminder = serializers.ChoiceField(["EMAIL", "SMS", "NONE"], required=False)
+        battery_status = serializers.CharField(required=False, help_text=CHANNEL)
+        charge_start = serializers.CharField(required=False, help_text=CHANNEL)
+        charge_end = serializers.CharField(required=False, help_text=CHANNEL)
+        charge_problem = serializers.CharField(required=False, help_text=CHANNEL)
+        low_battery = serializers.CharField(required=False, help_text=CHANNEL)
+        low_battery_reminder = serializers.CharField(required=False, help_text=CHANNEL)
         do_not_disturb = serializers.JSONField(required=False, allow_null=True,
                                                help_text='null or {"start": "1710", "end": "1811"}')
 
@@ -283,7 +284,7 @@ class NotificationSettingsView(CarView):
 
     @extend_schema(summary="Set the notification settings (ZE Services)", tags=[TAG], parameters=[VIN],
                    request=ZeNotificationSettingsSerializer,
-                   responses={200: ZeNotificationSettingsSerializer, **errors(400, 401, 404)},
+                   responses={200: ZeNotificationSettingsSerializer, **errors(400, 401, 404, 415)},
                    description="Keys not sent keep their value; `do_not_disturb` null ends the quiet time.")
     def put(self, request, vin: str):
         vehicle = self.vehicle(vin)
@@ -307,7 +308,7 @@ SCHEDULE_BODY = inline_serializer("ZeChargeScheduleInput", {
 
 class ChargeSchedulerOffboardView(CarView):
     @extend_schema(summary="Create the charging schedule (ZE Services)", tags=[TAG], parameters=[VIN],
-                   request=SCHEDULE_BODY, responses={200: SCHEDULE_ANSWER, **errors(400, 401, 404)},
+                   request=SCHEDULE_BODY, responses={200: SCHEDULE_ANSWER, **errors(400, 401, 404, 415)},
                    examples=[SCHEDULE_EXAMPLE],
                    description="Per weekday `{\"start\": \"0100\", \"duration\": \"0115\"}`, or a list of them: "
                                "several windows a day, never overlapping. Starts on :00/:15/:30/:45, durations "
@@ -344,7 +345,7 @@ class ChargeSchedulerOnboardView(CarView):
         return Response(ze.schedule(selectors.charging_schedule_get(vehicle=vehicle)))
 
     @extend_schema(summary="Enable or disable the charging schedule (ZE Services)", tags=[TAG], parameters=[VIN],
-                   request=SCHEDULE_BODY, responses={200: SCHEDULE_ANSWER, **errors(400, 401, 404)},
+                   request=SCHEDULE_BODY, responses={200: SCHEDULE_ANSWER, **errors(400, 401, 404, 415)},
                    description="`{\"enabled\": false}`: the car charges whenever plugged in. Days may be sent "
                                "too, as to offboard.")
     def put(self, request, vin: str):

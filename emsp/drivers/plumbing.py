@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 # VehicleError.code -> HTTP status (vehicles.services documents the codes).
 STATUS_OF = {"invalid": 400, "unsupported": 400, "forbidden": 403, "not_found": 404, "conflict": 409,
-             "relogin": 409}
+             "relogin": 409, "unavailable": 503}
 
 
 class CarApiError(exceptions.APIException):
@@ -44,7 +44,10 @@ class CarApiError(exceptions.APIException):
 
 
 def from_vehicle_error(exc: VehicleError) -> CarApiError:
-    return CarApiError(STATUS_OF.get(exc.code, 400), exc.message, error=exc.code, capability=exc.capability)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(max(1, int(retry_after)))} if retry_after else None
+    return CarApiError(STATUS_OF.get(exc.code, 400), exc.message, error=exc.code, capability=exc.capability,
+                       headers=headers)
 
 
 def error_body(status_code: int, error: str, message: str, capability: str = "") -> dict:
@@ -148,4 +151,5 @@ CAR_ERROR = inline_serializer("CarError", {
 
 
 def errors(*codes: int) -> dict:
-    return {code: CAR_ERROR for code in codes}
+    """The error answers of an endpoint; 429 always, since every caller's credential is throttled."""
+    return {code: CAR_ERROR for code in (*codes, 429)}

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from emsp.drivers import api_auth, api_cars, api_ze
+from emsp.drivers import api_auth, api_bmw, api_cars, api_ze
 
 urlpatterns = [
     path("api/auth/v1/login", api_auth.DriverLoginView.as_view()),
     path("api/auth/v1/refresh", api_auth.DriverRefreshView.as_view()),
     path("api/auth/v1/logout", api_auth.DriverLogoutView.as_view()),
     # The linked-device API (seed 000).
+    path("api/bmw/oauth-token", api_bmw.BmwOauthTokenView.as_view()),
     path("api/get-user-devices", api_cars.UserDevicesView.as_view()),
     path("api/vehicles", api_cars.CarsView.as_view()),
     # The Kamereon model (seed 001): notifications and actions before the catch-all reading.

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from tqdm import tqdm
 
-from emsp.models import PortalClient
+from emsp.models import Driver, PortalClient
 from emsp.services import portal_client_authenticate, portal_client_create
 from locations import services
 from locations.models import Cpo
@@ -47,6 +47,7 @@ class Command(BaseCommand):
                 "portal_client": self._portal_client(previous.get("portal_client", {})),
                 "cpo": self._cpo(previous.get("cpo", {})),
                 "ocpi_peer": self._ocpi_peer(previous.get("ocpi_peer", {})),
+                "driver": self._driver(previous.get("driver", {})),
             }
         cpo = Cpo.objects.get(country_code=DEMO_CPO["country_code"], party_id=DEMO_CPO["party_id"])
         accepted, rejected = self._locations(cpo)
@@ -55,7 +56,8 @@ class Command(BaseCommand):
         path.write_text(json.dumps({**previous, **credentials}, indent=2) + "\n")
         self.stdout.write(self.style.SUCCESS(
             f"Demo data ready: {accepted} locations of the BNetzA register ({rejected} rows skipped).\n"
-            f"Demo credentials (admin login, portal client key, CPO login and token C, OCPI token A): {path}"
+            f"Demo credentials (admin login, portal client key, CPO login and token C, OCPI token A, driver login): "
+            f"{path}"
         ))
 
     def _admin(self, previous: dict) -> dict:
@@ -93,6 +95,19 @@ class Command(BaseCommand):
             token_c = services.cpo_token_c_rotate(cpo=cpo)
         return {"country_code": cpo.country_code, "party_id": cpo.party_id, "username": username,
                 "password": password, "token_c": token_c}
+
+    def _driver(self, previous: dict) -> dict:
+        """The demo driver, who logs in at /api/auth/v1/login (its simulated car is the vehicles app's)."""
+        User = get_user_model()
+        username = "demo-driver"
+        password = previous.get("password") or secrets.token_urlsafe(12)
+        user, _ = User.objects.get_or_create(username=username, defaults={"email": "driver@demo.evhub.invalid",
+                                                                          "first_name": "Dana", "last_name": "Driver"})
+        if not user.check_password(password):
+            user.set_password(password)
+            user.save()
+        Driver.objects.get_or_create(user=user)
+        return {"username": username, "password": password}
 
     def _ocpi_peer(self, previous: dict) -> dict:
         token_a = previous.get("token_a")
