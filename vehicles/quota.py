@@ -10,7 +10,9 @@ that a fresh bucket of ours never meets a maker bucket that is still half empty.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,9 +50,12 @@ class Quota:
 
 
 def quotas_for(provider_cls) -> tuple[Quota | None, Quota | None]:
-    """(per account, per maker): settings.VEHICLES_QUOTAS[name] = {"account": (cap, rate), "maker": ...}
-    overrides the provider's defaults."""
-    override = getattr(settings, "VEHICLES_QUOTAS", {}).get(provider_cls.name, {})
+    """(per account, per maker): settings.VEHICLES_QUOTAS (or the JSON of EVHUB_VEHICLES_QUOTAS)
+    {name: {"account": [capacity, per_second], "maker": [...]}} overrides the provider's defaults."""
+    configured = getattr(settings, "VEHICLES_QUOTAS", None)
+    if configured is None:
+        configured = json.loads(os.environ.get("EVHUB_VEHICLES_QUOTAS") or "{}")
+    override = configured.get(provider_cls.name, {})
     return (Quota.of(override.get("account", provider_cls.account_quota)),
             Quota.of(override.get("maker", provider_cls.maker_quota)))
 

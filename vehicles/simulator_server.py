@@ -259,6 +259,8 @@ class Cloud:
         self.stats = {"requests": Counter(), "status": Counter(), "quota_rejections": Counter(),
                       "injected": Counter(), "by_path": Counter()}
         self.rng = random.Random(7)
+        # Every state answered, by VIN (its report times): what the hub must have stored, once each.
+        self.served: dict[str, set[float]] = defaultdict(set)
 
     def account_add(self, username: str, password: str, cars: list[dict] | int = 1,
                     account_id: str | None = None) -> SimAccount:
@@ -473,8 +475,10 @@ async def state(request):
     car = _car(request, account)
     if isinstance(car, web.Response):
         return car
-    ts = request.app[CLOUD].report_ts()
+    cloud = request.app[CLOUD]
+    ts = cloud.report_ts()
     car.advance(ts)
+    cloud.served[car.vin].add(ts)
     return _json(200, car.state(ts))
 
 
