@@ -100,7 +100,8 @@ class BmwOauthTokenView(CarView):
                 cache.set(key, pending, timeout=int(pending.get("expires_in") or 900))
                 return _waiting(pending, "approve the code at the address given, then POST this body again")
             result = asyncio.run(_call(provider, "device_code_poll", ctx, client_id=client_id,
-                                       device_code=pending["device_code"], code_verifier=pending["code_verifier"]))
+                                       device_code=pending["device_code"], code_verifier=pending["code_verifier"],
+                                       interval=pending.get("interval")))
         except ProviderError as exc:
             if exc.kind == "auth" and not exc.permanent:  # authorization_pending / slow_down
                 if exc.retry_after:
