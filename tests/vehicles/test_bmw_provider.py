@@ -11,6 +11,7 @@ import hashlib
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -442,3 +443,73 @@ def test_the_stream_is_configured_as_cardata_allows():
 
     assert bmw_stream.KEEPALIVE <= 30
     assert (bmw.STREAM_HOST, bmw.STREAM_PORT) == ("customer.streaming-cardata.bmwgroup.com", 9000)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A local MQTT broker (mosquitto from apt) on a free loopback port; the test skips where there is none."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if binary is None:
+        pytest.skip("no mosquitto here (apt-get install mosquitto)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+def test_the_stream_command_over_a_real_broker(transactional_db, broker):
+    """bmw_stream connects as the account (gcid / id_token), subscribes {gcid}/{vin}, and a published
+    message becomes a sample."""
+    import time
+
+    import paho.mqtt.client as mqtt
+    from django.contrib.auth import get_user_model
+
+    from vehicles.management.commands.bmw_stream import Command
+
+    driver = get_user_model().objects.create_user(username="bea", password="x-bea")
+    account = services.maker_account_link(
+        driver=driver, provider="bmw", external_id=GCID, label=GCID,
+        tokens=Tokens(access_token="access-1", refresh_token="refresh-1", extra={"gcid": GCID, "id_token": "id-1"}),
+        options={"client_id": CLIENT_ID, "container_id": CONTAINER})
+    car = services.vehicle_upsert(account=account, discovered=bmw.discovered(VIN, {"brand": "BMW", "modelName": "i4"}))
+    stop = threading.Event()
+    serving = threading.Thread(target=Command().serve, args=(stop, {"host": "127.0.0.1", "port": broker,
+                                                                     "no_tls": True, "reload": 0.2}))
+    serving.start()
+    publisher = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect("127.0.0.1", broker)
+    publisher.loop_start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not m.VehicleSample.objects.filter(vehicle=car).exists():
+            publisher.publish(f"{GCID}/{VIN}", message({bmw.SOC: entry(66, "percent", "2026-05-01T10:00:00Z")}),
+                              qos=1).wait_for_publish(2)
+            time.sleep(0.2)
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        stop.set()
+        serving.join(timeout=10)
+    sample = m.VehicleSample.objects.get(vehicle=car)
+    assert (sample.soc, sample.source) == (66, "STREAM")
+    assert not serving.is_alive()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from vehicles import models as m
 from vehicles import services
@@ -115,11 +115,15 @@ class Command(BaseCommand):
                             help="seconds between two looks at the accounts, their cars and tokens")
 
     def handle(self, *args, **opts):
-        import paho.mqtt.client as mqtt
-
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        self.serve(stop, opts)
+
+    def serve(self, stop: threading.Event, opts: dict[str, Any]) -> None:
+        """Until `stop`: every `reload` seconds, fresh tokens, and one connection per account with cars."""
+        import paho.mqtt.client as mqtt
+
         clients: dict[int, tuple[Any, AccountStream, str]] = {}
         while not stop.is_set():
             close_old_connections()
@@ -144,6 +148,7 @@ class Command(BaseCommand):
         for client, _, _ in clients.values():
             client.disconnect()
             client.loop_stop()
+        connections.close_all()
 
     def _connect(self, mqtt, stream: AccountStream, id_token: str, opts):
         client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
@@ -167,7 +172,11 @@ class Command(BaseCommand):
             finally:
                 close_old_connections()
 
-        client.on_connect, client.on_message = on_connect, on_message
+        def on_disconnect(client, userdata, flags, reason_code, properties):
+            # The network thread may end here: its database connection goes with it.
+            connections.close_all()
+
+        client.on_connect, client.on_message, client.on_disconnect = on_connect, on_message, on_disconnect
         client.reconnect_delay_set(min_delay=1, max_delay=120)
         client.connect_async(opts["host"], opts["port"], keepalive=KEEPALIVE)
         client.loop_start()
