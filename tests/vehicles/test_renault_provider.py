@@ -684,3 +684,13 @@ def test_several_windows_a_day_take_several_kamereon_schedules():
     too_many = [{"weekday": 1, "start": f"{h:02d}00", "duration_minutes": 15} for h in range(6)]
     with pytest.raises(ProviderError):
         parse.charge_schedule_models(too_many, enabled=True)
+
+
+def test_the_account_locale_picks_renaults_servers():
+    """A Mexican account talks to Kamereon's American servers, with its own country on every call."""
+    async def go():
+        async with RenaultProvider() as provider:
+            session = provider._session(AccountContext(account_id=1, external_id=ACCOUNT, tokens=Tokens(),
+                                                       options={"locale": "es_MX"}))
+            return await session._get_kamereon_root_url(), await session._get_country()
+    assert asyncio.run(go()) == ("https://api-wired-prod-1-usw2.wrd-aws.com", "MX")

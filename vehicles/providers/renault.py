@@ -217,7 +217,7 @@ class RenaultProvider(Provider):
         # Without `locale_details`, Gigya's and Kamereon's addresses and keys are renault-api's own table for
         # the locale, so Renault's locale server is never asked.
         self.locale = locale
-        self.locale_details = dict(locale_details or AVAILABLE_LOCALES.get(locale) or AVAILABLE_LOCALES["fr_FR"])
+        self.locale_details = dict(locale_details) if locale_details else None
         self.timeout = timeout
         self._websession: aiohttp.ClientSession | None = None
 
@@ -238,8 +238,10 @@ class RenaultProvider(Provider):
         if self._websession is None:
             raise RuntimeError("use the provider as `async with provider:`")
         locale = ctx.options.get("locale") or self.locale
+        # The account's locale picks Renault's servers (Europe, Americas, Oceania).
+        details = self.locale_details or AVAILABLE_LOCALES.get(locale) or AVAILABLE_LOCALES["fr_FR"]
         session = RenaultSession(websession=self._websession, locale=locale,
-                                 country=ctx.options.get("country") or locale[-2:], locale_details=self.locale_details)
+                                 country=ctx.options.get("country") or locale[-2:], locale_details=dict(details))
         extra = ctx.tokens.extra or {}
         if extra.get("gigya_login_token"):
             session.set_login_token(extra["gigya_login_token"])
