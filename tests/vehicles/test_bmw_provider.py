@@ -513,3 +513,41 @@ def test_the_stream_command_over_a_real_broker(transactional_db, broker):
     sample = m.VehicleSample.objects.get(vehicle=car)
     assert (sample.soc, sample.source) == (66, "STREAM")
     assert not serving.is_alive()
+
+
+def test_the_sync_engine_links_and_polls_a_bmw_account(transactional_db, cardata, settings):
+    """An approved device code through the engine's connect: tokens, container, the primary car; then a
+    claimed poll, one REST call, one sample."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from vehicles import sync
+
+    settings.VEHICLES_BMW_URLS = {"auth_url": cardata.url, "api_url": cardata.url}
+    cardata.serve("POST", "/gcdm/oauth/token", 200, TOKEN_ANSWER)
+    cardata.serve("GET", "/customers/containers", 200, {"containers": []})
+    cardata.serve("POST", "/customers/containers", 201, {"containerId": CONTAINER})
+    cardata.serve("GET", "/customers/vehicles/mappings", 200, [{"vin": VIN, "mappingType": "PRIMARY"}])
+    cardata.serve("GET", f"/customers/vehicles/{VIN}/basicData", 200, {"brand": "BMW", "modelName": "i4 eDrive40",
+                                                                       "constructionDate": "2023-02-01"})
+    cardata.serve("GET", f"/customers/vehicles/{VIN}/telematicData", 200, {"telematicData": TELEMATICS})
+    cardata.challenge = base64.urlsafe_b64encode(hashlib.sha256(b"v").digest()).rstrip(b"=").decode()
+    code = bmw.DeviceCode(client_id=CLIENT_ID, device_code="device-1", user_code="X", verification_uri="",
+                          verification_uri_complete="", expires_at=datetime.now(UTC) + timedelta(minutes=5),
+                          interval=5, code_verifier="v")
+    driver = get_user_model().objects.create_user(username="bert", password="x-bert")
+
+    account = sync.account_connect(driver=driver, provider="bmw", credentials=code.as_dict())
+    assert (account.external_id, account.options["container_id"], account.options["client_id"]) == (
+        GCID, CONTAINER, CLIENT_ID)
+    car = m.Vehicle.objects.get(account=account)
+    assert (car.vin, car.model, car.year) == (VIN, "i4 eDrive40", 2023)
+
+    with transaction.atomic():
+        ids, claim = sync.vehicles_claim(provider="bmw")
+    report = sync.vehicles_sync(vehicle_ids=ids, claim=claim)
+    assert (report.polled, report.samples) == (1, 1)
+    state = m.VehicleState.objects.get(vehicle=car)
+    assert (state.soc, state.range_km, state.charging_state) == (82, 121, "CHARGING")
+    telematics = [r for r in cardata.requests if r["path"].endswith("/telematicData")]
+    assert len(telematics) == 1 and telematics[0]["query"] == {"containerId": [CONTAINER]}

@@ -694,3 +694,43 @@ def test_the_account_locale_picks_renaults_servers():
                                                        options={"locale": "es_MX"}))
             return await session._get_kamereon_root_url(), await session._get_country()
     assert asyncio.run(go()) == ("https://api-wired-prod-1-usw2.wrd-aws.com", "MX")
+
+
+def test_the_sync_engine_links_and_polls_a_renault_account(transactional_db, oem, settings):
+    """The whole path on the recorded answers: login and discovery through the engine, then a claimed poll
+    that stores one sample on Renault's own timestamp, and no password anywhere."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from vehicles import models as m
+    from vehicles import services, sync
+
+    settings.VEHICLES_RENAULT_LOCALE_DETAILS = {"gigya-root-url": oem.url, "gigya-api-key": "gigya-key",
+                                                "kamereon-root-url": oem.url, "kamereon-api-key": "kamereon-key"}
+    serve_gigya(oem, COPIES)
+    oem.serve("GET", f"/commerce/v1/persons/{PERSON}", text(COPIES, "kamereon/person.json"))
+    oem.serve("GET", f"{ROOT}/vehicles", text(COPIES, "kamereon/vehicles/zoe_50.1.json"))  # a ZOE phase 2
+    oem.serve("GET", kca(2, "battery-status"), text(COPIES, "kamereon/vehicle_data/battery-status.2.json"))
+    oem.serve("GET", kca(1, "cockpit"), text(COPIES, "kamereon/vehicle_data/cockpit.zoe.json"))
+    oem.serve("GET", kca(1, "location"), text(COPIES, "kamereon/vehicle_data/location.1.json"))
+    driver = get_user_model().objects.create_user(username="rene", password="x-rene")
+
+    account = sync.account_connect(driver=driver, provider="renault",
+                                   credentials={"username": "rene@example.com", "password": "s3cret"})
+    car = m.Vehicle.objects.get(account=account)
+    assert (car.vin, car.model, account.external_id) == (VIN, "ZOE", ACCOUNT)
+    assert {"battery-status", "location", "charging-start"} <= set(car.capabilities)
+    tokens = services.maker_account_tokens(account=account)
+    assert tokens.extra["gigya_login_token"] == LOGIN_TOKEN
+    stored = json.dumps(list(m.MakerAccount.objects.filter(pk=account.pk).values()), default=str)
+    assert "s3cret" not in stored and LOGIN_TOKEN not in stored  # no password, and the login token encrypted
+
+    with transaction.atomic():
+        ids, claim = sync.vehicles_claim(provider="renault")
+    report = sync.vehicles_sync(vehicle_ids=ids, claim=claim)
+    assert (report.polled, report.samples, report.errors) == (1, 1, {})
+    state = m.VehicleState.objects.get(vehicle=car)
+    assert (state.soc, state.range_km, state.charging_state, state.plugged) == (60, 141, "CHARGING", True)
+    assert (state.latitude, state.odometer_km) == (48.1234567, 49114.27)
+    assert state.maker_timestamp == datetime(2020, 1, 12, 21, 40, 16, tzinfo=UTC)
+    assert state.readings["battery-status"]["data"]["batteryLevel"] == 60

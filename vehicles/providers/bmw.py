@@ -220,9 +220,15 @@ class BmwProvider(Provider):
     poll_charging_seconds = 1800
     poll_idle_seconds = 3 * 3600
 
-    def __init__(self, *, auth_url: str = AUTH_URL, api_url: str = API_URL,
+    def __init__(self, *, auth_url: str | None = None, api_url: str | None = None,
                  timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT) -> None:
-        self.auth_url, self.api_url, self.timeout = auth_url.rstrip("/"), api_url.rstrip("/"), timeout
+        from django.conf import settings
+
+        # Settings may name other servers (a test's loopback server, a proxy): {"auth_url", "api_url"}.
+        urls = getattr(settings, "VEHICLES_BMW_URLS", None) or {}
+        self.auth_url = (auth_url or urls.get("auth_url") or AUTH_URL).rstrip("/")
+        self.api_url = (api_url or urls.get("api_url") or API_URL).rstrip("/")
+        self.timeout = timeout
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> BmwProvider:

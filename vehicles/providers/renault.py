@@ -216,7 +216,11 @@ class RenaultProvider(Provider):
                  timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT) -> None:
         # Without `locale_details`, Gigya's and Kamereon's addresses and keys are renault-api's own table for
         # the locale, so Renault's locale server is never asked.
+        from django.conf import settings
+
         self.locale = locale
+        # Settings may name other servers for every account (a test's loopback server, a proxy).
+        locale_details = locale_details or getattr(settings, "VEHICLES_RENAULT_LOCALE_DETAILS", None)
         self.locale_details = dict(locale_details) if locale_details else None
         self.timeout = timeout
         self._websession: aiohttp.ClientSession | None = None
