@@ -4,13 +4,14 @@ fresh their data is and what quota is left (what drivers of other tools missed m
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from emsp.drivers import shapes
 from emsp.drivers.plumbing import CarApiError, CarView, errors
-from vehicles import selectors, services
+from vehicles import selectors, services, sync
 from vehicles.providers.base import ACTIONS, READINGS
 
 TAG = "drivers: cars (Kamereon)"
@@ -45,14 +46,15 @@ class ReadingView(CarView):
         parameters=[VIN, OpenApiParameter("reading", str, OpenApiParameter.PATH, enum=list(READINGS))],
         responses={200: inline_serializer("KamereonReading", {"data": serializers.JSONField(),
                                                               "meta": serializers.JSONField()}),
-                   **errors(400, 401, 404)},
+                   **errors(400, 401, 404, 503)},
         examples=[OpenApiExample("battery-status", value=READING_EXAMPLE, response_only=True)],
         description="The latest the hub knows of the reading, in Kamereon's `{\"data\": {\"type\", \"id\", "
                     "\"attributes\"}}`; `meta` says how old it is (`maker_timestamp`, `fetched_at`, `age_seconds`, "
                     "`estimated` when the SoC is computed from the charging power since the last reading) and the "
                     "maker account's state (`needs_relogin`, quota left, cool-down). A reading the car lacks is "
-                    "400 naming the capability; one not read from the car yet is 404 naming the action that "
-                    "asks for it.")
+                    "400 naming the capability. A reading the sync has not stored yet is asked of the maker now, "
+                    "within the account's quota (503 with Retry-After when none is left or the maker fails); "
+                    "before the car's first sync it is 404 naming the action that asks for it.")
     def get(self, request, vin: str, reading: str):
         vehicle = self.vehicle(vin)
         if reading not in READINGS:
@@ -71,9 +73,14 @@ class ReadingView(CarView):
                 raise self._not_read_yet(reading)
             return Response(shapes.kamereon(vehicle, view, FROM_STATE[reading](view), shapes.iso(view.fetched_at)))
         cached = selectors.vehicle_reading_cached(vehicle=vehicle, reading=reading)
-        if not cached:
+        if cached:
+            return Response(shapes.kamereon(vehicle, view, cached.get("data") or {}, cached.get("fetched_at")))
+        if view is None:
             raise self._not_read_yet(reading)
-        return Response(shapes.kamereon(vehicle, view, cached.get("data") or {}, cached.get("fetched_at")))
+        # Never read yet: asked of the maker now, within the account's quota (503 with Retry-After if none
+        # is left), and kept as the car's latest of its kind.
+        data = sync.reading_fetch(vehicle=vehicle, reading=reading)
+        return Response(shapes.kamereon(vehicle, view, data, shapes.iso(timezone.now())))
 
     @staticmethod
     def _not_read_yet(reading: str) -> CarApiError:

@@ -63,10 +63,12 @@ def test_the_seeds_readings_that_the_car_lacks_are_400_naming_the_capability(ada
         assert reading in response.json()["message"]
 
 
-def test_a_reading_not_read_yet_is_404_naming_what_asks_for_it(as_ada, ada_car):
+def test_a_reading_before_the_cars_first_sync_is_404_naming_what_asks_for_it(ada, as_ada):
+    car_of(ada, VIN, soc=None)
     response = as_ada.get(f"/api/vehicles/{VIN}/hvac-status")
     assert response.status_code == 404
     assert response.json()["error"] == "not_read_yet" and "refresh-hvac-status" in response.json()["message"]
+    assert as_ada.get(f"/api/vehicles/{VIN}/battery-status").json()["error"] == "not_read_yet"
 
 
 def test_a_stored_reading_is_served_as_the_maker_sent_it(as_ada, ada_car):
