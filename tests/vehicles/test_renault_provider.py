@@ -734,3 +734,42 @@ def test_the_sync_engine_links_and_polls_a_renault_account(transactional_db, oem
     assert (state.latitude, state.odometer_km) == (48.1234567, 49114.27)
     assert state.maker_timestamp == datetime(2020, 1, 12, 21, 40, 16, tzinfo=UTC)
     assert state.readings["battery-status"]["data"]["batteryLevel"] == 60
+
+
+def _every_renault_error():
+    import inspect
+
+    from renault_api import exceptions
+    from renault_api.gigya import exceptions as gigya_exceptions
+    from renault_api.kamereon import exceptions as kamereon_exceptions
+
+    for module in (exceptions, gigya_exceptions, kamereon_exceptions):
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, exceptions.RenaultException) and cls.__module__ == module.__name__:
+                yield cls
+
+
+def _instance(cls):
+    from renault_api.exceptions import EndpointNotAvailableError
+    from renault_api.gigya.exceptions import GigyaResponseException, PendingTwoFactorAuthenticationException
+    from renault_api.kamereon.exceptions import KamereonResponseException
+
+    if issubclass(cls, PendingTwoFactorAuthenticationException):
+        return cls(403101, "pending", "reg-token")
+    if issubclass(cls, GigyaResponseException):
+        return cls(403000, "refused")
+    if issubclass(cls, KamereonResponseException):
+        return cls("err.some.code", "detail")
+    if issubclass(cls, EndpointNotAvailableError):
+        return cls("cockpit", "X101VE")
+    return cls("something")
+
+
+@pytest.mark.parametrize("cls", list(_every_renault_error()), ids=lambda c: c.__name__)
+def test_every_renault_api_error_is_a_provider_error(cls):
+    from vehicles.providers.base import KINDS
+    from vehicles.providers.renault import provider_error
+
+    error = provider_error(_instance(cls), "cockpit")
+    assert isinstance(error, ProviderError) and error.kind in KINDS
+    assert error.permanent or error.retry_after or error.kind == "auth"  # retried: after a wait or a refresh
