@@ -1,4 +1,5 @@
-"""Kamereon's answers as our readings, and our schedules as Kamereon's: pure functions, no I/O.
+"""Kamereon's and Gigya's answers as ours (readings, errors), and our schedules as Kamereon's: pure
+functions, no I/O.
 
 Readings are the attributes `read` returns and the snapshot keeps: Kamereon's own names (the provider
 contract's names for every maker), times as UTC `...Z` strings, power in kW, keys Kamereon leaves out left out.
@@ -6,10 +7,16 @@ contract's names for every maker), times as UTC `...Z` strings, power in kW, key
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
+import marshmallow
+from renault_api.exceptions import EndpointNotAvailableError, NotAuthenticatedException, RenaultException
+from renault_api.gigya import exceptions as gigya_errors
+from renault_api.kamereon import exceptions as kamereon_errors
 from renault_api.kamereon import models
 
 from vehicles.providers.base import ProviderError, Snapshot
@@ -21,6 +28,13 @@ MAX_SCHEDULES = 5
 # minutes later (seed 002: "the process takes five minutes").
 HVAC_LEAD = timedelta(minutes=5)
 _CAPACITY_IN_VCD = re.compile(r"(?:^|/)0*(\d{2,3})KWH(?:/|$)")
+# Kamereon's quota error says nothing of when the quota refills; MyRenault users see it lift after some
+# minutes. The whole account cools down this long instead of every car retrying.
+QUOTA_COOL_DOWN = 15 * 60
+RETRY = 120
+PRIVACY_RETRY = 3600
+# Gigya's answers that mean the login token itself is dead (renault-api clears it on the first two).
+_LOGIN_TOKEN_DEAD = {403005, 403013, 403042}
 
 
 def when(value: str | None) -> datetime | None:
@@ -199,3 +213,89 @@ def hvac_schedule_model(start: str, weekdays: list[int], *, enabled: bool,
     ready = _utc_time(start, HVAC_LEAD)
     days = {DAYS[d]: models.HvacDaySchedule(raw_data={}, readyAtTime=ready) for d in weekdays} if enabled else {}
     return models.HvacSchedule(raw_data={}, id=1, activated=enabled, **{day: days.get(day) for day in DAYS})
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+def provider_error(exc: BaseException, capability: str = "") -> ProviderError:
+    """Every renault-api, aiohttp and parsing error as our one error type."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, EndpointNotAvailableError):
+        return ProviderError(f"{capability or exc.endpoint} is not available on this model ({exc.model_code})",
+                             permanent=True, kind="unsupported", capability=capability)
+    if isinstance(exc, kamereon_errors.KamereonResponseException):
+        return _kamereon_error(exc, capability)
+    if isinstance(exc, gigya_errors.PendingTwoFactorAuthenticationException):
+        return ProviderError("Renault asks this account for a code sent by e-mail: link it again",
+                             permanent=True, kind="auth")
+    if isinstance(exc, gigya_errors.GigyaResponseException):
+        return _gigya_error(exc)
+    if isinstance(exc, NotAuthenticatedException):
+        cause = exc.__cause__
+        if isinstance(cause, gigya_errors.GigyaResponseException) and cause.error_code not in _LOGIN_TOKEN_DEAD:
+            return _gigya_error(cause)
+        return ProviderError("Renault no longer accepts this login: the driver must link the account again",
+                             permanent=True, kind="auth")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return _http_error(exc, capability)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return ProviderError("Renault did not answer in time", permanent=False, retry_after=RETRY, kind="timeout")
+    if isinstance(exc, aiohttp.ClientError):
+        return ProviderError(f"Renault could not be reached: {exc}", permanent=False, retry_after=RETRY,
+                             kind="server")
+    if isinstance(exc, (marshmallow.ValidationError, ValueError, KeyError, TypeError, RenaultException)):
+        return ProviderError(f"Renault answered something we cannot read: {exc!r}", permanent=False,
+                             retry_after=RETRY, kind="server")
+    raise exc
+
+
+def _gigya_error(exc: gigya_errors.GigyaResponseException) -> ProviderError:
+    if exc.error_code >= 500000:
+        return ProviderError(f"Renault's login service failed: {exc.error_details} ({exc.error_code})",
+                             permanent=False, retry_after=RETRY, kind="server")
+    return ProviderError(f"Renault refused the login: {exc.error_details} ({exc.error_code})",
+                         permanent=True, kind="auth")
+
+
+def _kamereon_error(exc: kamereon_errors.KamereonResponseException, capability: str) -> ProviderError:
+    detail = f"{exc.error_details or ''} ({exc.error_code})".strip()
+    if isinstance(exc, kamereon_errors.QuotaLimitException):
+        return ProviderError(f"Renault's quota for this account is spent: {detail}", permanent=False,
+                             retry_after=QUOTA_COOL_DOWN, kind="quota")
+    unsupported = (kamereon_errors.NotSupportedException, kamereon_errors.ForbiddenException,
+                   kamereon_errors.ResourceNotFoundException)
+    # err.func.403 is both "not supported for this car" (403011) and "access denied": a car sold or unlinked.
+    if isinstance(exc, unsupported) or (isinstance(exc, kamereon_errors.AccessDeniedException)
+                                        and "not supported" in detail.lower()):
+        return ProviderError(f"The car does not offer {capability or 'this'}: {detail}", permanent=True,
+                             kind="unsupported", capability=capability)
+    if isinstance(exc, kamereon_errors.AccessDeniedException):
+        return ProviderError(f"Renault denies this account the car: {detail}", permanent=True, kind="gone")
+    if isinstance(exc, kamereon_errors.UnauthorizedException):
+        return ProviderError(f"Renault refused the access token: {detail}", permanent=False, kind="auth")
+    if isinstance(exc, kamereon_errors.PrivacyModeOnException):
+        return ProviderError(f"The car's privacy mode is on: {detail}", permanent=False,
+                             retry_after=PRIVACY_RETRY, kind="asleep")
+    if isinstance(exc, (kamereon_errors.InvalidInputException, kamereon_errors.InsufficientBatteryLevelException)):
+        # Refused for this request (a date in the past, a battery below the floor): asking again won't help.
+        return ProviderError(f"Renault refused the request: {detail}", permanent=True, kind="server")
+    if isinstance(exc, kamereon_errors.FailedForwardException):
+        return ProviderError(f"The car did not answer Renault: {detail}", permanent=False, retry_after=RETRY,
+                             kind="asleep")
+    return ProviderError(f"Renault failed: {detail}", permanent=False, retry_after=RETRY, kind="server")
+
+
+def _http_error(exc: aiohttp.ClientResponseError, capability: str) -> ProviderError:
+    header = (exc.headers or {}).get("Retry-After", "")
+    retry_after = float(header) if header.strip().isdigit() else None
+    if exc.status == 429:
+        return ProviderError("Renault answered 429 Too Many Requests", permanent=False,
+                             retry_after=retry_after or QUOTA_COOL_DOWN, kind="quota")
+    if exc.status in (401, 403):
+        return ProviderError(f"Renault refused the access ({exc.status})", permanent=False, kind="auth")
+    if exc.status == 404:
+        return ProviderError(f"Renault has no {capability or 'such resource'} for this car (404)", permanent=True,
+                             kind="unsupported", capability=capability)
+    return ProviderError(f"Renault answered HTTP {exc.status}", permanent=False,
+                         retry_after=retry_after or RETRY, kind="server")
