@@ -11,9 +11,12 @@ PKCE verifier wait in the cache (never the database) until the code expires.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 
+from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -24,6 +27,9 @@ from emsp.drivers.plumbing import CarApiError, CarView, errors
 from vehicles import services
 from vehicles.models import Provider
 from vehicles.providers.base import AccountContext, ProviderError, Tokens, provider_get
+from vehicles.quota import Buckets, quotas_for
+
+logger = logging.getLogger(__name__)
 
 HOW_TO_LINK = (
     "BMW closed the e-mail/password login of its app API to third parties in 2025: link the car through BMW "
@@ -63,7 +69,7 @@ class BmwOauthTokenView(CarView):
                 "verification_uri": serializers.CharField(), "verification_uri_complete": serializers.CharField(),
                 "expires_in": serializers.IntegerField(), "interval": serializers.IntegerField(),
                 "message": serializers.CharField()}),
-            **errors(400, 401, 409, 410, 429, 501, 503, 415)},
+            **errors(400, 401, 409, 410, 503, 415)},
         examples=[OpenApiExample("the closed login", request_only=True,
                                  value={"email": "demo@outlook.com", "password": "demopass",
                                         "payload": {"email": "test@test.com"}}),
@@ -81,14 +87,7 @@ class BmwOauthTokenView(CarView):
         client_id = body["client_id"]
         if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
             raise CarApiError(400, "client_id: the CarData client id (8 to 128 letters, digits, '.', '_', '~', '-')")
-        try:
-            provider = provider_get(Provider.BMW)
-        except (ImportError, ProviderError):
-            provider = None
-        if not (hasattr(provider, "device_code_start") and hasattr(provider, "device_code_poll")):
-            raise CarApiError(501, "linking BMW accounts is not available yet: the CarData provider's device-code "
-                                   "flow is not installed on this hub")
-        return self._device_flow(provider, client_id)
+        return self._device_flow(_bmw_provider(), client_id)
 
     def _device_flow(self, provider, client_id: str) -> Response:
         key = _pending_key(self.driver.pk, client_id)
@@ -99,9 +98,7 @@ class BmwOauthTokenView(CarView):
                 pending = asyncio.run(_call(provider, "device_code_start", ctx, client_id=client_id))
                 cache.set(key, pending, timeout=int(pending.get("expires_in") or 900))
                 return _waiting(pending, "approve the code at the address given, then POST this body again")
-            result = asyncio.run(_call(provider, "device_code_poll", ctx, client_id=client_id,
-                                       device_code=pending["device_code"], code_verifier=pending["code_verifier"],
-                                       interval=pending.get("interval")))
+            result, cars = asyncio.run(_finish(provider, ctx, client_id=client_id, pending=pending))
         except ProviderError as exc:
             if exc.kind == "auth" and not exc.permanent:  # authorization_pending / slow_down
                 if exc.retry_after:
@@ -113,21 +110,66 @@ class BmwOauthTokenView(CarView):
             raise CarApiError(status, f"BMW CarData: {exc.message}",
                               headers={"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None) from None
         cache.delete(key)
-        services.maker_account_link(driver=self.driver, provider=Provider.BMW, external_id=result.external_id,
-                                    tokens=result.tokens, label=result.label,
-                                    options={**result.options, "client_id": client_id})
+        with transaction.atomic():
+            account = services.maker_account_link(driver=self.driver, provider=Provider.BMW,
+                                                  external_id=result.external_id, tokens=result.tokens,
+                                                  label=result.label, options={**result.options, "client_id": client_id})
+            for car in cars or []:
+                services.vehicle_upsert(account=account, discovered=car)
         tokens = result.tokens
         expires_in = 0
         if tokens.expires_at:
             expires_in = max(0, int((tokens.expires_at - timezone.now()).total_seconds()))
         # The refresh token stays with the hub: BMW rotates it, and a copy used elsewhere would end the link.
         return Response({"access_token": tokens.access_token, "token_type": "Bearer", "expires_in": expires_in,
-                         "refresh_token": "", "scope": str(result.options.get("scope", ""))})
+                         "refresh_token": "", "scope": getattr(provider, "scope", None) or _scope_of(provider)})
+
+
+def _spend_from_the_makers_bucket(buckets, provider, ctx) -> None:
+    # The link's REST calls (the telematics container, the cars) count against BMW's quota like any other:
+    # drawn from the maker's bucket, as the sync engine's logins are (the account has no bucket of its own yet).
+    _account_quota, maker_quota = quotas_for(type(provider))
+    ctx.spend = lambda n=1: buckets.take(provider=Provider.BMW, account_id="login", account=None,
+                                         maker=maker_quota, n=n, max_wait=0.0)
 
 
 async def _call(provider, method: str, ctx, **kwargs):
-    async with provider:
+    async with Buckets() as buckets, provider:
+        _spend_from_the_makers_bucket(buckets, provider, ctx)
         return await getattr(provider, method)(ctx, **kwargs)
+
+
+async def _finish(provider, ctx, *, client_id: str, pending: dict):
+    """The approved link's tokens and account, and the account's cars (None when BMW could not list them
+    now: the account is linked all the same)."""
+    async with Buckets() as buckets, provider:
+        _spend_from_the_makers_bucket(buckets, provider, ctx)
+        result = await provider.device_code_poll(ctx, client_id=client_id, device_code=pending["device_code"],
+                                                 code_verifier=pending["code_verifier"],
+                                                 interval=pending.get("interval"))
+        ctx.tokens, ctx.external_id = result.tokens, result.external_id
+        ctx.options = {**ctx.options, **result.options}
+        try:
+            cars = await provider.discover(ctx)
+        except ProviderError:
+            logger.warning("BMW link: the cars of account %s could not be listed now", result.external_id,
+                           exc_info=True)
+            cars = None
+        return result, cars
+
+
+def _scope_of(provider) -> str:
+    import sys
+
+    return str(getattr(sys.modules.get(type(provider).__module__), "SCOPE", ""))
+
+
+def _bmw_provider():
+    """The CarData provider; its addresses from settings where they are set (a test's loopback CarData)."""
+    urls = {key: getattr(settings, name) for key, name in (("auth_url", "VEHICLES_BMW_AUTH_URL"),
+                                                           ("api_url", "VEHICLES_BMW_API_URL"))
+            if getattr(settings, name, None)}
+    return provider_get(Provider.BMW, **urls)
 
 
 def _waiting(pending: dict, message: str) -> Response:
