@@ -376,7 +376,8 @@ ACTION_FILES = {
     # file: (path, model, action, params, what the body must say, status)
     "charging-start.start.json": (kca(1, "actions/charging-start"), "X101VE", "charging-start", {},
                                   lambda b: b["data"]["attributes"]["action"] == "start", "PENDING"),
-    "hvac-start.start.json": (kca(1, "actions/hvac-start"), "X101VE", "hvac-start", {"temperature": 21},
+    "hvac-start.start.json": (kca(1, "actions/hvac-start"), "X101VE", "hvac-start",
+                              {"action": "start", "targetTemperature": 21},
                               lambda b: b["data"]["attributes"] == {"action": "start", "targetTemperature": 21.0},
                               "PENDING"),
     "horn-lights.lights.json": (kca(1, "actions/horn-lights"), "XCB1VE", "horn-lights", {},
@@ -395,6 +396,13 @@ ACTION_FILES = {
                                       {"weekday": 0, "start": "1800", "duration_minutes": 120}]},
         lambda b: [s["monday"] for s in b["data"]["attributes"]["schedules"]]
         == [{"startTime": "T01:00Z", "duration": 75}, {"startTime": "T18:00Z", "duration": 120}], "COMPLETED"),
+    # Kamereon's stops go through the start actions, as the contract's clients send them.
+    "charging-start.stop.json": (kca(1, "actions/charging-start"), "X101VE", "charging-start", {"action": "stop"},
+                                 lambda b: b["data"]["attributes"] == {"action": "stop"}, "COMPLETED"),
+    "hvac-start.cancel.json": (kca(1, "actions/hvac-start"), "X101VE", "hvac-start", {"action": "cancel"},
+                               lambda b: b["data"]["attributes"] == {"action": "cancel"}, "COMPLETED"),
+    "hvac-start.stop.json": (kca(1, "actions/hvac-start"), "XBG1VE", "hvac-start", {"action": "cancel"},
+                             lambda b: b["data"]["attributes"] == {"action": "stop"}, "COMPLETED"),
     "charge-schedule.scheduled.json": (
         kca(2, "actions/charge-schedule"), "X101VE", "charge-schedule",
         {"enabled": True, "windows": [{"weekday": 6, "start": "0200", "duration_minutes": 200}]},
@@ -411,10 +419,13 @@ ACTION_FILES = {
 KCM_ACTION_FILES = {
     "charging-start.now.json": (f"{KCM}/{VIN}/charge/start", "XCB1VE", {},
                                 lambda b: b["data"]["attributes"] == {"action": "start"}),
-    "charging-start.delayed.json": (f"{KCM}/{VIN}/charge/start", "XCB1VE", {"when": "2026-03-06T23:45:00Z"},
+    "charging-start.delayed.json": (f"{KCM}/{VIN}/charge/start", "XCB1VE",
+                                    {"action": "start", "startDateTime": "2026-03-06T23:45:00Z"},
                                     lambda b: b["data"]["attributes"]["startDateTime"] == "2026-03-06T23:45:00Z"),
     "charge-pause-resume.resume.json": (f"{KCM}/{VIN}/charge/pause-resume", "XBG1VE", {},
                                         lambda b: b["data"]["attributes"] == {"action": "resume"}),
+    "charge-pause-resume.pause.json": (f"{KCM}/{VIN}/charge/pause-resume", "XBG1VE", {"action": "stop"},
+                                       lambda b: b["data"]["attributes"] == {"action": "pause"}),
 }
 
 
@@ -428,7 +439,7 @@ def check_action(oem, root, rel):
 def check_kcm_action(oem, root, rel):
     path, model, params, body_check = KCM_ACTION_FILES[Path(rel).name]
     result = _action(oem, root, rel, path, model, "charging-start", params, body_check)
-    assert result.status == "PENDING"
+    assert result.status == ("COMPLETED" if params.get("action") == "stop" else "PENDING")
 
 
 def check_ev_settings_charge_start(oem, root, rel):
@@ -489,12 +500,8 @@ NOT_SERVED = {
     "vehicle_data/res-state.": "remote engine start of fuel cars: not a contract reading",
     "vehicle_data/charge-history.day.json": "daily summaries: the hub asks for months",
     "vehicle_action/charge-mode.": "setting the charge mode: no contract action",
-    "vehicle_action/charging-start.stop.json": "stopping a charge: no contract action",
-    "vehicle_action/hvac-start.stop.json": "stopping preconditioning: no contract action",
-    "vehicle_kcm_action/charge-pause-resume.pause.json": "pausing a charge: no contract action",
     "vehicle_kcm_action/ev-soc-levels.json": "setting the state-of-charge levels: no contract action",
     "vehicle_data/hvac-settings.json": "the car's own preconditioning schedules: the hub keeps its own",
-    "vehicle_action/hvac-start.cancel.json": "stopping preconditioning: no contract action",
 }
 
 
@@ -634,6 +641,14 @@ def test_a_reading_the_car_lacks_costs_no_call(oem):
         with pytest.raises(ProviderError) as caught:
             run(oem, "read", context(), ref, reading)
         assert (caught.value.kind, caught.value.permanent, caught.value.capability) == ("unsupported", True, reading)
+    assert oem.requests == []
+
+
+def test_a_stop_the_model_lacks_keeps_the_start(oem):
+    """MEGANE E-TECH starts charging remotely but cannot stop it: refused for good, as no capability."""
+    with pytest.raises(ProviderError) as caught:
+        run(oem, "act", context(), car("XCB1VE"), "charging-start", {"action": "stop"})
+    assert (caught.value.kind, caught.value.permanent, caught.value.capability) == ("server", True, "")
     assert oem.requests == []
 
 

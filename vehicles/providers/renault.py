@@ -280,10 +280,17 @@ class RenaultProvider(Provider):
             if not any(details.supports_endpoint(e) for e in ACTION_ENDPOINTS[action]):
                 raise EndpointNotAvailableError(ACTION_ENDPOINTS[action][0], details.get_model_code())
             sent_at = datetime.now(UTC)
-            await ACTORS[action](car, params or {})
+            try:
+                await ACTORS[action](car, params or {})
+            except EndpointNotAvailableError:
+                if not stopping(params):
+                    raise
+                # The model starts but cannot stop this remotely: no reason to take the start away.
+                raise ProviderError(f"This model cannot stop {action.removesuffix('-start')} remotely",
+                                    permanent=True, kind="server") from None
             # Kamereon accepted it; what the car did is seen only by reading it again (action_status), and
-            # only readings newer than this moment count.
-            status = "PENDING" if action in CONFIRM_BY else "COMPLETED"
+            # only readings newer than this moment count. A stop has nothing to wait for.
+            status = "PENDING" if action in CONFIRM_BY and not stopping(params) else "COMPLETED"
             return ActionResult(status=status, external_id=f"{sent_at:%Y%m%dT%H%M%SZ}")
 
         return await self._run(ctx, work, action)
@@ -394,10 +401,26 @@ async def _refresh(car: RenaultVehicle, action: str) -> dict:
     return (await car.http_post(endpoint, {"data": {"type": _REFRESH_TYPES[action]}})).raw_data
 
 
+def stopping(params: dict) -> bool:
+    """Kamereon stops charging and preconditioning through the start actions ({"action": "stop"|"cancel"})."""
+    return (params or {}).get("action") in ("stop", "cancel")
+
+
+def _start_at(params: dict) -> datetime | None:
+    return parse.when(params.get("startDateTime") or params.get("when"))
+
+
 async def _hvac_start(car: RenaultVehicle, params: dict) -> dict:
-    when = params.get("when")
-    when = datetime.fromisoformat(when.replace("Z", "+00:00")) if isinstance(when, str) else when
-    return (await car.set_ac_start(float(params.get("temperature", 21.0)), when)).raw_data
+    if stopping(params):
+        return (await car.set_ac_stop()).raw_data
+    temperature = params.get("targetTemperature", params.get("temperature", 21.0))
+    return (await car.set_ac_start(float(temperature), _start_at(params))).raw_data
+
+
+async def _charging_start(car: RenaultVehicle, params: dict) -> dict:
+    if stopping(params):
+        return (await car.set_charge_stop()).raw_data
+    return (await car.set_charge_start(_start_at(params))).raw_data
 
 
 async def _horn_lights(car: RenaultVehicle, params: dict) -> dict:
@@ -416,7 +439,7 @@ async def _hvac_schedule(car: RenaultVehicle, params: dict, *, enabled: bool = T
 
 
 ACTORS: dict[str, Callable[[RenaultVehicle, dict], Awaitable[dict]]] = {
-    "charging-start": lambda car, p: _then(car.set_charge_start(parse.when(p.get("when"))), lambda d: d.raw_data),
+    "charging-start": _charging_start,
     "hvac-start": _hvac_start,
     "horn-lights": _horn_lights,
     "refresh-location": lambda car, p: car.refresh_location(),
