@@ -40,5 +40,6 @@ class LogoUploadAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+
 # The drivers' room registers its own models.
 import emsp.drivers.admin  # noqa: E402, F401
