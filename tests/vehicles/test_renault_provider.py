@@ -652,6 +652,16 @@ def test_a_stop_the_model_lacks_keeps_the_start(oem):
     assert oem.requests == []
 
 
+def test_a_fuel_car_gives_its_mileage_and_position(oem):
+    """A CLIO V (petrol) in the same account has no battery: its snapshot is the cockpit and location."""
+    oem.serve("GET", kca(1, "cockpit"), text(COPIES, "kamereon/vehicle_data/cockpit.captur_ii.json"))
+    oem.serve("GET", kca(1, "location"), text(COPIES, "kamereon/vehicle_data/location.1.json"))
+    snap = run(oem, "snapshot", context(), car("XJA1VP"))
+    assert (snap.soc, snap.odometer_km, snap.latitude) == (None, 5566.78, 48.1234567)
+    assert snap.maker_timestamp == datetime(2020, 2, 18, 16, 58, 38, tzinfo=UTC)
+    assert kca(2, "battery-status") not in oem.paths()
+
+
 def test_lock_unlock_is_refused_naming_the_reason(oem):
     with pytest.raises(ProviderError) as caught:
         run(oem, "act", context(), car("XCB1VE"), "lock-unlock", {})

@@ -249,12 +249,14 @@ class RenaultProvider(Provider):
         return await self._run(ctx, work, reading)
 
     async def snapshot(self, ctx: AccountContext, vehicle: VehicleRef) -> Snapshot:
-        """The battery, plus mileage and location where the car reports them, in one call each."""
+        """The battery, plus mileage and location where the car reports them, in one call each. A car
+        without a battery reading (a fuel car in the same account) still gives its mileage and position."""
         async def work(session: RenaultSession) -> Snapshot:
             car = self._vehicle(session, ctx, vehicle)
             details = await car.get_details()
-            battery = await READERS["battery-status"](car, details)
-            readings = {"battery-status": battery}
+            readings = {}
+            if details.supports_endpoint("battery-status"):
+                readings["battery-status"] = await READERS["battery-status"](car, details)
             for name in ("cockpit", "location"):
                 if details.supports_endpoint(name) and (not vehicle.capabilities or name in vehicle.capabilities):
                     try:
@@ -262,6 +264,8 @@ class RenaultProvider(Provider):
                     except kamereon_errors.KamereonResponseException as exc:
                         if provider_error(exc, name).kind != "unsupported":
                             raise  # the car lacking it is no failure of the snapshot
+            if not readings:
+                raise EndpointNotAvailableError("battery-status", details.get_model_code())
             return parse.snapshot(readings)
 
         return await self._run(ctx, work, "battery-status")

@@ -161,11 +161,12 @@ def charging_state(battery_reading: dict[str, Any]) -> str:
 
 
 def snapshot(readings: dict[str, dict]) -> Snapshot:
-    batt = readings["battery-status"]
+    batt = readings.get("battery-status") or {}
     loc = readings.get("location") or {}
     cock = readings.get("cockpit") or {}
     # The battery's own time is the sample's; a car that gives none is stamped when we asked.
-    stamp = when(batt.get("timestamp")) or when(loc.get("lastUpdateTime")) or datetime.now(UTC)
+    stamp = (when(batt.get("timestamp")) or when(loc.get("lastUpdateTime")) or when(cock.get("timestamp"))
+             or datetime.now(UTC))
     plug = batt.get("plugStatus")
     return Snapshot(
         maker_timestamp=stamp, soc=batt.get("batteryLevel"), range_km=batt.get("batteryAutonomy"),
