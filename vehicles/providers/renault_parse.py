@@ -228,7 +228,8 @@ def provider_error(exc: BaseException, capability: str = "") -> ProviderError:
     if isinstance(exc, kamereon_errors.KamereonResponseException):
         return _kamereon_error(exc, capability)
     if isinstance(exc, gigya_errors.PendingTwoFactorAuthenticationException):
-        return ProviderError("Renault asks this account for a code sent by e-mail: link it again",
+        return ProviderError("Renault asks this account for a one-time code sent by e-mail, which the hub cannot "
+                             "take yet (two-factor login)",
                              permanent=True, kind="auth")
     if isinstance(exc, gigya_errors.GigyaResponseException):
         return _gigya_error(exc)
