@@ -113,8 +113,8 @@ class RenaultProvider(Provider):
     name = "renault"
     queue = "vehicles.renault"
     concurrency = 50
-    # Kamereon publishes no quota; MyRenault users meet err.func.wired.overloaded at about a call a minute
-    # sustained. 60 calls of burst, refilled at one a minute, stays below it.
+    # Kamereon publishes no quota, only err.func.wired.overloaded once it is spent. Our estimate, kept
+    # modest: a burst of 60 calls, refilled at one a minute; the cool-down after the error does the rest.
     account_quota = (60.0, 1 / 60)
 
     def __init__(self, *, locale: str = "fr_FR", locale_details: dict[str, str] | None = None,
