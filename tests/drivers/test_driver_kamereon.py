@@ -40,11 +40,8 @@ def test_cockpit_and_location(as_ada, ada_car):
 
 
 def test_a_charging_cars_soc_is_estimated_and_marked(ada, as_ada):
-    car_of(ada, VIN, soc=None)
-    vehicle = services.vehicle_upsert  # noqa: F841 (the car exists; its reading is an hour old)
-    from vehicles.models import Vehicle
-
-    car = Vehicle.objects.get(vin=VIN)
+    car = car_of(ada, VIN, soc=None)
+    # Its one reading is an hour old, taken while charging at 10.4 kW.
     services.vehicle_sample_upsert(vehicle=car, snapshot=Snapshot(
         maker_timestamp=timezone.now() - timedelta(hours=1), soc=40.0, charging_state="CHARGING", plugged=True,
         charging_power_kw=10.4))
