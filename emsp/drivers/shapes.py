@@ -47,8 +47,9 @@ def _relogin_hint(account: m.MakerAccount) -> str:
     if account.provider == m.Provider.BMW:
         return ("BMW refused the stored tokens: link the account again with POST /api/bmw/oauth-token "
                 "{\"client_id\"}; the cars keep their history and are polled again once linked.")
-    return (f"{account.get_provider_display()} refused the stored tokens: log in to the account again to "
-            f"resume syncing; until then the cars' data is as old as `fetched_at` says.")
+    return (f"{account.get_provider_display()} refused the stored tokens: log in again with POST /api/accounts "
+            f"{{\"provider\": \"{account.provider}\", \"username\", \"password\"}} to resume syncing; until then "
+            f"the cars' data is as old as `fetched_at` says.")
 
 
 def freshness(vehicle: m.Vehicle, view: selectors.StateView | None, now: datetime | None = None) -> dict:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from emsp.drivers import api_auth, api_bmw, api_cars, api_ze
+from emsp.drivers import api_accounts, api_auth, api_bmw, api_cars, api_ze
 
 urlpatterns = [
     path("api/auth/v1/login", api_auth.DriverLoginView.as_view()),
@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/bmw/oauth-token", api_bmw.BmwOauthTokenView.as_view()),
     path("api/get-user-devices", api_cars.UserDevicesView.as_view()),
     path("api/vehicles", api_cars.CarsView.as_view()),
+    path("api/accounts", api_accounts.AccountsView.as_view()),
+    path("api/accounts/<str:account_id>", api_accounts.AccountView.as_view()),
     # The Kamereon model (seed 001): notifications and actions before the catch-all reading.
     path("api/vehicles/<str:vin>/notifications", api_cars.NotificationsView.as_view()),
     path("api/vehicles/<str:vin>/actions/<str:action>", api_cars.ActionView.as_view()),

@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 from emsp.drivers.accounts import driver_create
 from tests.drivers.conftest import PASSWORD, as_driver
 from tests.vehicles.sim import sync_now
-from vehicles import sync
-from vehicles.models import ActionStatus, RemoteAction, VehicleState
+from vehicles import services, sync
+from vehicles.models import ActionStatus, MakerAccount, RemoteAction, VehicleState
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,6 +36,7 @@ def engine(settings, sim):
     settings.VEHICLES_HTTP_TIMEOUT = 2.0
     settings.VEHICLES_QUOTA_WAIT_SECONDS = 0.0
     settings.VEHICLES_ACTION_CHECK_SECONDS = 0.1
+    settings.VEHICLES_SIMULATOR_URL = sim.url
     sim.call(lambda cloud: setattr(cloud.config, "fault_rates", {}))
     return sim
 
@@ -123,3 +124,34 @@ def test_a_failing_maker_is_a_503_with_retry_after_never_a_500(engine):
     assert response.status_code == 503, response.content
     assert int(response["Retry-After"]) >= 1
     assert response.json()["error"] == "unavailable"
+
+
+def test_link_relogin_and_unlink_a_maker_account_through_the_api(engine):
+    driver_create(username="ada", password=PASSWORD)
+    driver_create(username="ben", password=PASSWORD)
+    login = f"ada-{uuid.uuid4().hex[:8]}@sim.example"
+    password = f"pw-{uuid.uuid4().hex}"
+    engine.call(lambda cloud: cloud.account_add(login, password, 2))
+    api, ben = as_driver("ada"), as_driver("ben")
+    body = {"provider": "simulator", "username": login, "password": password}
+
+    assert api.post("/api/accounts", {**body, "password": "wrong"}, format="json").status_code == 403
+    linked = api.post("/api/accounts", body, format="json")
+    assert linked.status_code == 201, linked.content
+    account = linked.json()["account"]
+    assert account["status"] == "ACTIVE" and len(linked.json()["vehicles"]) == 2
+    stored = MakerAccount.objects.get(pk=account["id"])
+    assert password not in str(stored.__dict__)  # the password served the login only
+    assert ben.post("/api/accounts", body, format="json").status_code == 409  # ada's account
+
+    # The maker refuses the stored tokens: the driver is told, then logs in again.
+    services.maker_account_status_set(account=MakerAccount.objects.get(pk=account["id"]), status="NEEDS_RELOGIN",
+                                      error="refresh token revoked")
+    told = api.get("/api/vehicles").json()["accounts"][0]
+    assert told["needs_relogin"] is True and "POST /api/accounts" in told["relogin_hint"]
+    assert api.post("/api/accounts", body, format="json").json()["account"]["needs_relogin"] is False
+
+    assert api.post("/api/accounts", {**body, "provider": "bmw"}, format="json").status_code == 400
+    assert ben.delete(f"/api/accounts/{account['id']}").status_code == 404
+    assert api.delete(f"/api/accounts/{account['id']}").status_code == 204
+    assert api.post("/api/get-user-devices").json() == []
