@@ -118,14 +118,16 @@ class Buckets:
         if self.redis_url:
             import redis.asyncio as aioredis
 
-            self.redis = aioredis.from_url(self.redis_url, max_connections=64)
+            # Blocking: a loop with hundreds of polls in flight waits for one of these rather than failing.
+            pool = aioredis.BlockingConnectionPool.from_url(self.redis_url, max_connections=32, timeout=30)
+            self.redis = aioredis.Redis(connection_pool=pool)
             self._take = self.redis.register_script(_TAKE)
             self._peek = self.redis.register_script(_PEEK)
         return self
 
     async def __aexit__(self, *exc) -> None:
         if self.redis is not None:
-            await self.redis.aclose()
+            await self.redis.aclose(close_connection_pool=True)
 
     async def take(self, *, provider: str, account_id, account: Quota | None, maker: Quota | None,
                    n: float = 1, max_wait: float = 0.0) -> float | None:

@@ -54,7 +54,8 @@ def LEASE() -> float:
 
 
 def CHUNK() -> int:
-    return int(_conf("VEHICLES_CHUNK", 250))
+    # Cars per task: enough accounts in one event loop to keep the maker's concurrency busy.
+    return int(_conf("VEHICLES_CHUNK", 1000))
 
 
 def MAX_QUOTA_WAIT() -> float:
@@ -294,18 +295,25 @@ async def _poll(cls: type[Provider], vehicles: list[m.Vehicle]) -> tuple[list[Ou
             if vehicle.account_id not in runs:
                 runs[vehicle.account_id] = AccountRun(provider, buckets, vehicle.account, sem)
 
+        # The run ends well inside the claim's lease, whatever a maker does: a car not polled by then is
+        # put off (a timeout), never polled by this run after another has claimed it.
+        deadline = asyncio.get_running_loop().time() + LEASE() * 0.8
+
         async def one(vehicle: m.Vehicle) -> Outcome:
             run = runs[vehicle.account_id]
             ref = VehicleRef(vin=vehicle.vin, maker_id=vehicle.maker_id, capabilities=list(vehicle.capabilities))
-            async with run.account_sem, sem:
-                try:
+            try:
+                async with asyncio.timeout_at(deadline), run.account_sem, sem:
                     return Outcome(vehicle, snapshot=await run.call(lambda ctx: provider.snapshot(ctx, ref)))
-                except ProviderError as exc:
-                    return Outcome(vehicle, error=exc)
-                except Exception as exc:  # a provider's bug must not lose the other cars' results
-                    log.exception("poll of %s failed", vehicle.vin)
-                    return Outcome(vehicle, error=ProviderError(f"{type(exc).__name__}: {exc}", permanent=False,
-                                                                kind="server"))
+            except TimeoutError:
+                return Outcome(vehicle, error=ProviderError("the run's time ran out before this car's turn",
+                                                            permanent=False, kind="timeout"))
+            except ProviderError as exc:
+                return Outcome(vehicle, error=exc)
+            except Exception as exc:  # a provider's bug must not lose the other cars' results
+                log.exception("poll of %s failed", vehicle.vin)
+                return Outcome(vehicle, error=ProviderError(f"{type(exc).__name__}: {exc}", permanent=False,
+                                                            kind="server"))
 
         outcomes = await asyncio.gather(*(one(v) for v in vehicles))
         for run in runs.values():
@@ -368,9 +376,10 @@ def _vehicle_after(cls, o: Outcome, run: AccountRun, now: datetime, report: Sync
         wait = min(BACKOFF_MAX, BACKOFF_BASE() * 2 ** min(v.poll_failures - 1, 16))
         if exc.retry_after:
             wait = max(wait if exc.kind != "quota" else 0.0, exc.retry_after)
-        if run.cooldown_until:
-            wait = max(wait, (run.cooldown_until - now).total_seconds())
         v.next_poll_at = now + _jitter(wait, 0.1) + timedelta(seconds=0.5)
+        if run.cooldown_until:
+            # Never before the account's cool-down ends; spread after it, so its cars do not return as one.
+            v.next_poll_at = max(v.next_poll_at, run.cooldown_until + timedelta(seconds=random.uniform(0.5, 5)))
 
 
 def _accounts_after(cls, outcomes: list[Outcome], runs: list[AccountRun], now: datetime) -> None:
