@@ -36,3 +36,16 @@ def test_demo_car_goes_to_the_existing_demo_driver(db):
     user = get_user_model().objects.create_user(username="demo-driver", password="set-by-drivers-side")
     driver, _ = services.demo_car_link()
     assert driver.pk == user.pk and driver.check_password("set-by-drivers-side")
+
+
+def test_demo_load_gives_the_demo_driver_a_simulated_car(db, tmp_path):
+    import json
+
+    from django.core.management import call_command
+
+    call_command("demo_load", output=str(tmp_path / "demo-credentials.json"))
+    credentials = json.loads((tmp_path / "demo-credentials.json").read_text())
+    driver = get_user_model().objects.get(username="demo-driver")
+    assert credentials["driver"]["username"] == "demo-driver" and driver.check_password(credentials["driver"]["password"])
+    car = m.Vehicle.objects.get(account__driver=driver)
+    assert car.account.provider == "simulator" and car.next_poll_at is not None

@@ -23,6 +23,7 @@ from locations.tokens import token_matches
 from ocpi.handshake import our_versions_url
 from ocpi.models import Peer
 from ocpi.services import peer_invite
+from vehicles.services import demo_car_link
 
 SAMPLE = Path(settings.BASE_DIR) / "locations" / "fixtures" / "bnetza-2019-sample.csv"
 # The export's date: rows without a commissioning date are as new as the register itself.
@@ -54,6 +55,9 @@ class Command(BaseCommand):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(json.dumps({**previous, **credentials}, indent=2) + "\n")
+        # The demo driver's simulated car, served by the Procfile's `simulator` (after the driver above, if any).
+        _, cars = demo_car_link(username="demo-driver")
+        self.stdout.write(f"Demo driver's simulated car: {', '.join(c.vin for c in cars)}")
         self.stdout.write(self.style.SUCCESS(
             f"Demo data ready: {accepted} locations of the BNetzA register ({rejected} rows skipped).\n"
             f"Demo credentials (admin login, portal client key, CPO login and token C, OCPI token A, driver login): "
