@@ -102,6 +102,19 @@ return tostring(math.min(cap, level + math.max(0, now - ts) * rate))
 """
 
 
+async def in_thread(fn, *args, **kwargs):
+    """Run database work off the event loop, on a thread whose connection is closed after: the loop's
+    threads are not Django's request cycle, and nothing else would ever close them."""
+    from django.db import connections
+
+    def run():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+    return await asyncio.to_thread(run)
+
+
 def _keys(provider: str, account_id) -> tuple[str, str, str]:
     return (f"{PREFIX}cool:{account_id}", f"{PREFIX}bucket:acct:{account_id}", f"{PREFIX}bucket:maker:{provider}")
 
@@ -155,7 +168,7 @@ class Buckets:
                 args += [q.capacity, q.per_second]
             granted, value, why = await self._take(keys=[cool, *[k for k, _ in buckets]], args=args)
             return bool(granted), float(value), why.decode() if isinstance(why, bytes) else why
-        return await asyncio.to_thread(_db_take, cool, buckets, n)
+        return await in_thread(_db_take, cool, buckets, n)
 
     async def cooldown(self, *, provider: str, account_id, seconds: float) -> None:
         """The maker said stop: nothing more for this account until `seconds` have passed."""
@@ -167,7 +180,7 @@ class Buckets:
             if current < seconds * 1000:
                 await self.redis.set(cool, "1", px=int(seconds * 1000))
             return
-        await asyncio.to_thread(_db_cooldown, cool, seconds)
+        await in_thread(_db_cooldown, cool, seconds)
 
     async def level(self, *, provider: str, account_id, account: Quota | None) -> float | None:
         if account is None:
@@ -175,7 +188,7 @@ class Buckets:
         _, acct_key, _ = _keys(provider, account_id)
         if self.redis is not None:
             return float(await self._peek(keys=[acct_key], args=[account.capacity, account.per_second]))
-        return await asyncio.to_thread(_db_level, acct_key, account)
+        return await in_thread(_db_level, acct_key, account)
 
 
 # --- the embedded default: the same buckets on database rows ----------------------------------------
@@ -246,7 +259,7 @@ class RefreshLock:
                 raise ProviderError("another token refresh of this account did not finish", permanent=False,
                                     kind="timeout", retry_after=self.timeout)
             return self
-        while not await asyncio.to_thread(_db_lock, self.key, self.token, self.timeout):
+        while not await in_thread(_db_lock, self.key, self.token, self.timeout):
             if time.monotonic() > deadline:
                 raise ProviderError("another token refresh of this account did not finish", permanent=False,
                                     kind="timeout", retry_after=self.timeout)
@@ -260,7 +273,7 @@ class RefreshLock:
             except Exception:  # expired meanwhile: the next holder has it, nothing of ours to release
                 pass
             return
-        await asyncio.to_thread(_db_unlock, self.key, self.token)
+        await in_thread(_db_unlock, self.key, self.token)
 
 
 def _db_lock(key: str, token: str, timeout: float) -> bool:

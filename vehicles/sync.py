@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -37,7 +37,7 @@ from vehicles import services
 from vehicles.providers.base import (
     AccountContext, Provider, ProviderError, Snapshot, Tokens, VehicleRef, provider_class,
 )
-from vehicles.quota import Buckets, QuotaExhausted, RefreshLock, quotas_for
+from vehicles.quota import Buckets, QuotaExhausted, RefreshLock, in_thread, quotas_for
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,7 @@ def poll_interval(cls: type[Provider], snapshot: Snapshot) -> float:
     return _conf("VEHICLES_POLL_IDLE_SECONDS", cls.poll_idle_seconds)
 
 
-async def _db(fn: Callable, *args, **kwargs):
-    def run():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-    return await asyncio.to_thread(run)
+_db = in_thread
 
 
 def _enqueue(task: str, args: list, provider: str, countdown: float | None = None) -> None:

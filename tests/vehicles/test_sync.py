@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from vehicles import models as m
 from vehicles import services, sync
-from vehicles.providers.base import Tokens
 
 from .sim import account_linked, stats, sync_now
 
