@@ -60,7 +60,7 @@ class AccountView(CarView):
         return Response(status=204)
 
     def _account(self, account_id: str) -> MakerAccount:
-        if not account_id.isdigit() or len(account_id) > 18:
+        if not (account_id.isascii() and account_id.isdigit()) or len(account_id) > 18:
             raise CarApiError(404, "no such account")
         account = selectors.maker_accounts_of_driver(driver=self.driver).filter(pk=int(account_id)).first()
         if account is None:

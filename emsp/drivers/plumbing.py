@@ -37,7 +37,7 @@ class CarApiError(exceptions.APIException):
         self.status_code = status_code
         self.message = message
         self.error = error or {400: "invalid", 401: "unauthorized", 404: "not_found", 409: "conflict",
-                               429: "too_many_requests", 501: "not_implemented"}.get(status_code, "error")
+                               410: "gone", 429: "too_many_requests", 503: "unavailable"}.get(status_code, "error")
         self.capability = capability
         self.headers = headers or {}
         super().__init__(message)

@@ -39,7 +39,8 @@ def month_range(begin: str | None, end: str | None) -> tuple[datetime, datetime]
 
 
 def _mmyy(value: str, name: str) -> tuple[int, int]:
-    if not (isinstance(value, str) and len(value) == 4 and value.isdigit() and 1 <= int(value[:2]) <= 12):
+    if not (isinstance(value, str) and len(value) == 4 and value.isascii() and value.isdigit()
+            and 1 <= int(value[:2]) <= 12):
         raise CarApiError(400, f"{name} must be MMYY (October 2016 is 1016), not {value!r}")
     return 2000 + int(value[2:]), int(value[:2])
 
