@@ -359,8 +359,7 @@ async def manners(request: web.Request, handler):
     if aid:
         account = cloud.accounts.get(aid)
     elif request.path.startswith("/auth/") and request.can_read_body:
-        body = await request.json()
-        request["body"] = body
+        body = await _body(request)
         account = cloud.by_username.get(body.get("username", "")) or cloud.refresh_account(
             body.get("refresh_token", ""))
     key = account.id if account else "-"
@@ -433,13 +432,22 @@ def _car(request: web.Request, account: SimAccount) -> SimCar | web.Response:
     return car
 
 
+async def _body(request: web.Request) -> dict:
+    # aiohttp keeps the body once read: the middleware and the handler both read it.
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 routes = web.RouteTableDef()
 
 
 @routes.post("/auth/login")
 async def login(request):
     cloud: Cloud = request.app[CLOUD]
-    body = request.get("body") or {}
+    body = await _body(request)
     account = cloud.by_username.get(body.get("username", ""))
     if account is None or not secrets.compare_digest(str(body.get("password", "")), account.password):
         return _error(401, "err.func.credentials", "invalid credentials")
@@ -449,7 +457,7 @@ async def login(request):
 @routes.post("/auth/refresh")
 async def refresh(request):
     cloud: Cloud = request.app[CLOUD]
-    token = (request.get("body") or {}).get("refresh_token", "")
+    token = (await _body(request)).get("refresh_token", "")
     account = cloud.refresh_account(token)
     if account is None:
         return _json(401, {"error": "invalid_grant", "error_description": "refresh token revoked or unknown"})
