@@ -70,6 +70,10 @@ def test_kamereon_reads_and_actions_on_a_simulated_car(engine):
     assert battery["data"]["attributes"]["batteryLevel"] == round(state.soc, 1) or \
         battery["data"]["attributes"]["estimated"] is True
     assert battery["meta"]["account"]["status"] == "ACTIVE"
+    # The quota the sync drew from, and when it is full again: never hidden.
+    quota = battery["meta"]["account"]["quota"]
+    assert 0 <= quota["tokens_left"] < 24 and quota["refills_at"].endswith("Z")
+    assert battery["meta"]["fetched_at"] and battery["meta"]["age_seconds"] < 60
 
     # Never synced as such: asked of the simulated maker now, then served as stored.
     hvac = api.get(f"/api/vehicles/{car.vin}/hvac-status")
