@@ -107,12 +107,21 @@ async def in_thread(fn, *args, **kwargs):
     threads are not Django's request cycle, and nothing else would ever close them."""
     from django.db import connections
 
+    from django.db import OperationalError
+
     def run():
         try:
             return fn(*args, **kwargs)
         finally:
             connections.close_all()
-    return await asyncio.to_thread(run)
+    for attempt in range(20):
+        try:
+            return await asyncio.to_thread(run)
+        except OperationalError as exc:
+            # SQLite's shared-cache tables answer "locked" at once instead of waiting out the busy timeout.
+            if "locked" not in str(exc) or attempt == 19:
+                raise
+            await asyncio.sleep(0.02 * (attempt + 1))
 
 
 def _keys(provider: str, account_id) -> tuple[str, str, str]:

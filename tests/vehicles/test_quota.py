@@ -9,7 +9,8 @@ import pytest
 
 from vehicles.quota import Buckets, Quota, QuotaExhausted, RefreshLock
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The database half also on the embedded default (SQLite): `make test`'s smoke phase.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.smoke]
 
 
 @pytest.fixture(params=["redis", "database"])

@@ -9,7 +9,8 @@ from vehicles.providers.base import DiscoveredVehicle, Snapshot, Tokens
 
 from .conftest import T0
 
-pytestmark = pytest.mark.django_db
+# Also on the embedded default (SQLite): `make test`'s smoke phase.
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 
 def snap(ts, **kw):
