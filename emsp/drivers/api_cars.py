@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from emsp.drivers import shapes
 from emsp.drivers.plumbing import CarApiError, CarView, errors
 from vehicles import selectors, services, sync
+from vehicles.models import Provider
 from vehicles.providers.base import ACTIONS, READINGS
 
 TAG = "drivers: cars (Kamereon)"
@@ -116,10 +117,27 @@ class ActionView(CarView):
         body = self.body() if request.data else {}
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         params = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
-        row = services.vehicle_action_create(vehicle=vehicle, action=action, params=params)
+        row = action_create(vehicle=vehicle, action=action, params=params)
         kind = data.get("type") if isinstance(data.get("type"), str) else action.title().replace("-", "")
         return Response({"notificationId": str(row.pk), "status": row.status,
                          "data": {"type": kind[:64], "id": str(row.pk), "attributes": params}})
+
+
+def action_create(*, vehicle, action: str, params: dict | None = None):
+    try:
+        return services.vehicle_action_create(vehicle=vehicle, action=action, params=params)
+    except services.VehicleError as exc:
+        raise _with_makers_reason(exc, vehicle) from None
+
+
+def _with_makers_reason(exc: services.VehicleError, vehicle) -> services.VehicleError:
+    """BMW gives third parties no commands at all: an action refused on a BMW says so, not only that the car
+    lacks it."""
+    if exc.code == "unsupported" and vehicle.account.provider == Provider.BMW and not vehicle.supports(exc.capability):
+        from vehicles.providers.bmw import READ_ONLY
+
+        return services.VehicleError(f"{exc.message}: {READ_ONLY}", code=exc.code, capability=exc.capability)
+    return exc
 
 
 class NotificationsView(CarView):

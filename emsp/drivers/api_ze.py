@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from emsp import throttle
 from emsp.accounts import AccountError
 from emsp.drivers import accounts, ze
+from emsp.drivers.api_cars import action_create
 from emsp.drivers.plumbing import CarApiError, CarView, CurlFormJsonParser, car_exception_handler, errors
 from emsp.drivers.shapes import notification_settings
 from emsp.parsers import StrictJSONParser
@@ -161,7 +162,7 @@ class AirConditioningView(CarView):
         description="Starts preconditioning; refused (400, naming `hvac-start`) below the car's battery floor "
                     "(45 % on a ZOE). Its outcome: `GET .../air-conditioning/last` or the Kamereon notifications.")
     def post(self, request, vin: str):
-        action = services.vehicle_action_create(vehicle=self.vehicle(vin), action="hvac-start")
+        action = action_create(vehicle=self.vehicle(vin), action="hvac-start")
         return Response({"notificationId": str(action.pk)})
 
     @extend_schema(
@@ -243,7 +244,7 @@ class ChargeView(CarView):
                    responses={200: ACCEPTED, **errors(400, 401, 404, 409)},
                    description="Charges now, overriding the charging schedule.")
     def post(self, request, vin: str):
-        action = services.vehicle_action_create(vehicle=self.vehicle(vin), action="charging-start")
+        action = action_create(vehicle=self.vehicle(vin), action="charging-start")
         return Response({"notificationId": str(action.pk)})
 
 

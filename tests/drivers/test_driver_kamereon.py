@@ -169,3 +169,12 @@ def test_anonymous_and_portal_callers_are_401(ada_car):
     assert anonymous.get(f"/api/vehicles/{VIN}/battery-status").status_code == 401
     anonymous.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
     assert anonymous.post(f"/api/vehicles/{VIN}/actions/hvac-start").status_code == 401
+
+
+def test_an_action_on_a_bmw_says_bmw_offers_no_commands(ada, as_ada):
+    car_of(ada, "WBY7Z0000000000BM", provider="bmw", brand="BMW", capabilities=["battery-status", "cockpit", "location"])
+    response = as_ada.post("/api/vehicles/WBY7Z0000000000BM/actions/charging-start")
+    assert response.status_code == 400
+    assert response.json()["capability"] == "charging-start" and "read-only" in response.json()["message"]
+    ze = as_ada.post("/api/vehicle/WBY7Z0000000000BM/charge")
+    assert ze.status_code == 400 and "read-only" in ze.json()["message"]
