@@ -24,6 +24,7 @@ from django.db import connection
 
 from config.celery import app as celery_app
 from vehicles import models as m
+from vehicles import services
 
 from .sim import account_linked, stats
 
@@ -47,6 +48,7 @@ class Processes:
             "EVHUB_VEHICLES_BACKOFF_SECONDS": "1", "EVHUB_VEHICLES_HTTP_TIMEOUT": "1",
             "EVHUB_VEHICLES_LEASE_SECONDS": "10", "EVHUB_VEHICLES_QUOTA_WAIT_SECONDS": "0.5",
             "EVHUB_VEHICLES_QUOTAS": json.dumps(OUR_QUOTAS), "EVHUB_VEHICLES_SIMULATOR_URL": sim_url,
+            "EVHUB_VEHICLES_ACTION_CHECK_SECONDS": "0.5",
         }
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
@@ -195,6 +197,11 @@ def test_worker_killed_mid_sync_loses_no_car(fleet, engine):
     # The claims of the killed task run out (lease) and the cars are claimed and polled again.
     wait_for(lambda: m.VehicleState.objects.filter(vehicle__in=cars, fetched_at__gt=killed_at).count() == 6,
              "every car synced after the kill", fleet, seconds=45)
+    # An action asked now goes through the same worker: sent once, followed until the car answered.
+    action = services.vehicle_action_create(vehicle=cars.first(), action="horn-lights")
+    wait_for(lambda: m.RemoteAction.objects.get(pk=action.pk).status != "PENDING", "the action answered", fleet)
+    action.refresh_from_db()
+    assert action.status == "COMPLETED" and action.sent_at and action.external_id
     fleet.stop("beat")
     fleet.stop("worker2")
     served, stored = served_and_stored(engine, accounts)
