@@ -176,3 +176,43 @@ def test_wrong_password_is_refused_and_nothing_linked(engine):
                              options={"base_url": engine.url})
     assert err.value.code == "forbidden"
     assert not m.MakerAccount.objects.filter(driver=driver).exists()
+
+
+def test_two_workers_meeting_an_expired_token_refresh_it_once(engine):
+    """Two syncs of the same account's cars at once (as two worker processes would: two event loops,
+    two database connections) meet the expired access token together: the lock lets one refresh, the other
+    re-reads the tokens it saved and uses them."""
+    import threading
+
+    from django.db import connections
+
+    account = account_linked(engine, cars=4)
+    cars = list(account.vehicles.order_by("pk"))
+    engine.call(lambda cloud: cloud.expire(cloud.accounts[account.external_id]))
+    engine.call(lambda cloud: setattr(cloud.config, "latency", 0.2))  # both inside the refresh together
+    refreshes = stats(engine)["by_path"].get("/auth/refresh", 0)
+    m.Vehicle.objects.filter(pk__in=[c.pk for c in cars]).update(next_poll_at=timezone.now())
+    claims = []
+    for half in (cars[:2], cars[2:]):
+        with transaction.atomic():
+            ids = list(m.Vehicle.objects.filter(pk__in=[c.pk for c in half]).values_list("pk", flat=True))
+            claim = f"test{len(claims)}"
+            m.Vehicle.objects.filter(pk__in=ids).update(claim_id=claim)
+            claims.append((ids, claim))
+    reports = []
+
+    def worker(ids, claim):
+        try:
+            reports.append(sync.vehicles_sync(vehicle_ids=ids, claim=claim))
+        finally:
+            connections.close_all()
+    try:
+        threads = [threading.Thread(target=worker, args=claim) for claim in claims]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        engine.call(lambda cloud: setattr(cloud.config, "latency", 0.0))
+    assert sorted(r.ok for r in reports) == [2, 2]
+    assert stats(engine)["by_path"].get("/auth/refresh", 0) == refreshes + 1
