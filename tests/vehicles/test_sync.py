@@ -216,3 +216,35 @@ def test_two_workers_meeting_an_expired_token_refresh_it_once(engine):
         engine.call(lambda cloud: setattr(cloud.config, "latency", 0.0))
     assert sorted(r.ok for r in reports) == [2, 2]
     assert stats(engine)["by_path"].get("/auth/refresh", 0) == refreshes + 1
+
+
+def test_two_dispatchers_never_claim_one_car(engine):
+    """While one dispatcher's claim is uncommitted, another skips its rows (SKIP LOCKED) without waiting."""
+    import threading
+
+    from django.db import connections
+
+    account = account_linked(engine, cars=3)
+    ids = set(account.vehicles.values_list("pk", flat=True))
+    m.Vehicle.objects.filter(pk__in=ids).update(next_poll_at=timezone.now())
+    first_claimed, release = threading.Event(), threading.Event()
+    claimed = {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                claimed["first"] = set(sync.vehicles_claim(provider="simulator", limit=10_000)[0])
+                first_claimed.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_claimed.wait(10)
+    started = time.monotonic()
+    with transaction.atomic():
+        claimed["second"] = set(sync.vehicles_claim(provider="simulator", limit=10_000)[0])
+    waited = time.monotonic() - started
+    release.set()
+    thread.join(10)
+    assert ids <= claimed["first"] and not ids & claimed["second"] and waited < 2
