@@ -9,7 +9,7 @@ export PORT
 .PHONY: run test test-smoke bench install install-dev migrate demo services-stop clean help
 
 help:
-	@echo "make run        install, migrate, load demo data, start web + worker + beat on http://127.0.0.1:$(PORT)"
+	@echo "make run        install, migrate, load demo data, start web + worker + beat + simulated cars on http://127.0.0.1:$(PORT)"
 	@echo "make test       run the whole test suite on private PostgreSQL and Redis (installed if missing)"
 	@echo "make bench      run the benchmarks in bench/"
 	@echo "make clean      remove var/ (database, files, broker) and the virtual environment"
