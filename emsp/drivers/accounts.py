@@ -50,7 +50,7 @@ def driver_login(*, username: str, password: str, client_address: str | None) ->
     retry_after = _login_blocked(username, client_address)
     if retry_after:
         raise AccountError(429, f"too many failed logins: try again in {retry_after} seconds", retry_after)
-    user = authenticate(username=username, password=password)
+    user = authenticate(username=_username_of(username), password=password)
     if user is None or not Driver.objects.filter(user=user).exists():
         _login_failed(username, client_address)
         raise AccountError(401, "wrong username or password")
@@ -60,6 +60,15 @@ def driver_login(*, username: str, password: str, client_address: str | None) ->
     session.save()
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     return pair, session
+
+
+def _username_of(login: str) -> str:
+    """The username a driver logs in with, or its e-mail (the ZE Services' clients send the e-mail), when
+    exactly one driver has that address and no user that username."""
+    if "@" not in login or User.objects.filter(username=login).exists():
+        return login
+    names = list(User.objects.filter(email__iexact=login, driver__isnull=False).values_list("username", flat=True)[:2])
+    return names[0] if len(names) == 1 else login
 
 
 def _refresh_token(raw: str, client_address: str | None) -> RefreshToken:

@@ -107,3 +107,13 @@ def test_logout_ends_both_tokens(ada):
 
 def test_logout_needs_a_driver(ada):
     assert APIClient().post("/api/auth/v1/logout").status_code == 401
+
+
+def test_a_driver_logs_in_with_the_email_too_when_it_is_one_drivers(ada, ben):
+    assert driver_login("ada@example.com").status_code == 200
+    assert driver_login("ADA@example.com").status_code == 200
+    assert driver_login("ada@example.com", "wrong").status_code == 401
+    ben.user.email = "ada@example.com"  # two drivers with one address: the address names neither
+    ben.user.save()
+    assert driver_login("ada@example.com").status_code == 401
+    assert driver_login("ada").status_code == 200
