@@ -51,3 +51,21 @@ def test_cars_with_freshness_and_quota(as_ada, ada_car, ben_car):
     assert [a["quota"]["tokens_left"] for a in body["accounts"]] == [12.0]
     assert [v["device_id"] for v in body["vehicles"]] == [ada_car.vin]
     assert body["vehicles"][0]["sync"]["age_seconds"] >= 25
+
+
+def test_queries_do_not_grow_with_the_cars(ada, as_ada):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    car_of(ada, "VF1ADA00000000001")
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert as_ada.post("/api/get-user-devices").status_code == 200
+            assert as_ada.get("/api/vehicles").status_code == 200
+        return len(queries)
+
+    one = count()
+    for index in range(2, 6):
+        car_of(ada, f"VF1ADA0000000000{index}", external_id=f"simulator-ada-{index}")
+    assert count() == one
