@@ -69,3 +69,9 @@ def test_queries_do_not_grow_with_the_cars(ada, as_ada):
     for index in range(2, 6):
         car_of(ada, f"VF1ADA0000000000{index}", external_id=f"simulator-ada-{index}")
     assert count() == one
+
+
+def test_a_format_other_than_json_is_406_as_the_seed_lists(as_ada, ada_car):
+    response = as_ada.post("/api/get-user-devices", HTTP_ACCEPT="application/xml")
+    assert response.status_code == 406
+    assert response.json()["status"] == 406
