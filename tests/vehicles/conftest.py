@@ -28,7 +28,7 @@ def eve(db):
 @pytest.fixture
 def dora_car(dora):
     account = services.maker_account_link(driver=dora, provider="simulator", external_id="sim-dora",
-                                          tokens=Tokens(access_token="a1", refresh_token="r1"), label="dora@example.com")
+                                          tokens=Tokens(access_token="access-token-of-dora", refresh_token="refresh-token-of-dora"), label="dora@example.com")
     return services.vehicle_upsert(account=account, discovered=DiscoveredVehicle(
         vin="VF1AG000000000001", maker_id="sim-1", brand="Renault", model="ZOE", year=2022,
         battery_capacity_kwh=52.0, capabilities=[*READINGS, *ACTIONS], hvac_min_soc=45.0))
