@@ -84,3 +84,19 @@ def location_payload(cpo, ocpi_id: str = "LOC1", **overrides) -> dict:
     }
     payload.update(overrides)
     return payload
+
+
+_TRANSACTIONAL_FIXTURES = frozenset({"transactional_db", "live_server"})
+
+
+def pytest_collection_modifyitems(items):
+    """Every transactional test restores the serialized database (`serialized_rollback`). One that does not
+    ends with a flush that makes the content types anew, with other ids, and the next test that restores the
+    serialized database meets them again: a duplicate key, and every transactional test after it fails."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        kwargs = dict(marker.kwargs) if marker is not None else {}
+        transactional = kwargs.get("transaction") or bool(_TRANSACTIONAL_FIXTURES & set(item.fixturenames))
+        if transactional and not kwargs.get("serialized_rollback"):
+            item.add_marker(pytest.mark.django_db(*(marker.args if marker else ()),
+                                                  **{**kwargs, "transaction": True, "serialized_rollback": True}))
