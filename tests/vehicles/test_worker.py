@@ -147,9 +147,9 @@ def test_faults_back_off_and_nothing_is_lost_duplicated_or_over_quota(fleet, eng
     fleet.beat()
 
     wait_for(lambda: m.VehicleState.objects.filter(vehicle__account=healthy).count() == 3, "first states", fleet)
+    refreshes = stats(engine)["by_path"].get("/auth/refresh", 0)
     engine.call(lambda cloud: cloud.expire(cloud.accounts[expiring.external_id]))
     engine.call(lambda cloud: cloud.revoke(cloud.accounts[revoked.external_id]))
-    refreshes = stats(engine)["by_path"].get("/auth/refresh", 0)
     wait_for(lambda: m.MakerAccount.objects.get(pk=revoked.pk).status == "NEEDS_RELOGIN", "re-login marked", fleet)
     # Long enough for several rounds of every car through the faults.
     time.sleep(8)
@@ -162,8 +162,9 @@ def test_faults_back_off_and_nothing_is_lost_duplicated_or_over_quota(fleet, eng
     assert injected.get("429") == 1
     # Our buckets held every account below the maker's quota: the maker never refused one.
     assert st["quota_rejections"] == before["quota_rejections"], st["quota_rejections"]
-    # The expired tokens were refreshed (once, or a few times: not a storm), the revoked not retried.
-    assert 1 <= st["by_path"].get("/auth/refresh", 0) - refreshes <= 3
+    # One refresh for the expired tokens, one refused for the revoked (then never again), and a few more
+    # where an injected fault met a refresh: not one per car and poll.
+    assert 2 <= st["by_path"].get("/auth/refresh", 0) - refreshes <= 8
     assert set(revoked.vehicles.values_list("poll_status", flat=True)) == {"PAUSED"}
     healthy.refresh_from_db()
     assert healthy.status in ("ACTIVE", "FAILING") and healthy.quota_tokens is not None
