@@ -401,7 +401,8 @@ async def _faulted(cloud: Cloud, account: SimAccount | None) -> web.Response | N
         await asyncio.sleep(float(arg or cloud.config.timeout_sleep))
         return _error(504, "err.tech.504", "upstream timeout")
     if name == "asleep":
-        return _error(409, "err.func.vehicle.asleep", "the vehicle did not wake up")
+        return _error(409, "err.func.vehicle.asleep", "the vehicle did not wake up",
+                      **({"Retry-After": arg} if arg else {}))
     if name == "expire" and account:
         cloud.expire(account)
     if name == "revoke" and account:

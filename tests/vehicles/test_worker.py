@@ -143,6 +143,8 @@ def test_faults_back_off_and_nothing_is_lost_duplicated_or_over_quota(fleet, eng
     engine.call(lambda cloud: setattr(cloud.config, "fault_rates", {"500": 0.1, "timeout:1.5": 0.05, "asleep": 0.05}))
     engine.call(lambda cloud: setattr(cloud.config, "timeout_sleep", 1.5))
     engine.call(lambda cloud: cloud.accounts[throttled.external_id].faults.extend(["429:3"]))
+    # And each kind at least once, whatever the dice say.
+    engine.call(lambda cloud: cloud.accounts[healthy.external_id].faults.extend(["500", "asleep:1", "timeout:1.5"]))
     fleet.worker()
     fleet.beat()
 
@@ -158,13 +160,13 @@ def test_faults_back_off_and_nothing_is_lost_duplicated_or_over_quota(fleet, eng
 
     st = stats(engine)
     injected = {k: v - before["injected"].get(k, 0) for k, v in st["injected"].items()}
-    assert injected.get("500", 0) and injected.get("asleep", 0)
+    assert injected.get("500", 0) and injected.get("asleep", 0) and injected.get("timeout", 0)
     assert injected.get("429") == 1
     # Our buckets held every account below the maker's quota: the maker never refused one.
     assert st["quota_rejections"] == before["quota_rejections"], st["quota_rejections"]
     # One refresh for the expired tokens, one refused for the revoked (then never again), and a few more
     # where an injected fault met a refresh: not one per car and poll.
-    assert 2 <= st["by_path"].get("/auth/refresh", 0) - refreshes <= 8
+    assert 2 <= st["by_path"].get("/auth/refresh", 0) - refreshes <= 8, cars_now()
     assert set(revoked.vehicles.values_list("poll_status", flat=True)) == {"PAUSED"}
     healthy.refresh_from_db()
     assert healthy.status in ("ACTIVE", "FAILING") and healthy.quota_tokens is not None
