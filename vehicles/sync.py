@@ -342,6 +342,14 @@ def _write(cls: type[Provider], outcomes: list[Outcome], runs: list[AccountRun],
 
 
 def _vehicle_after(cls, o: Outcome, run: AccountRun, now: datetime, report: SyncReport) -> None:
+    _vehicle_outcome(cls, o, run, now, report)
+    if run.relogin_marked:
+        # The account was marked for re-login during this run: every car of it waits for the driver,
+        # whatever its own call met before that (a 500, a success).
+        o.vehicle.poll_status, o.vehicle.next_poll_at = m.PollStatus.PAUSED, None
+
+
+def _vehicle_outcome(cls, o: Outcome, run: AccountRun, now: datetime, report: SyncReport) -> None:
     v, exc = o.vehicle, o.error
     v.claim_id = ""
     v.last_polled_at = now

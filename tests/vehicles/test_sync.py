@@ -248,3 +248,13 @@ def test_two_dispatchers_never_claim_one_car(engine):
     release.set()
     thread.join(10)
     assert ids <= claimed["first"] and not ids & claimed["second"] and waited < 2
+
+
+def test_cars_of_an_account_marked_for_relogin_during_a_run_all_wait(engine):
+    """One car meets a 500 first, the next the revoked token: both wait for the driver, none backs off."""
+    account = account_linked(engine, cars=2)
+    engine.call(lambda cloud: cloud.accounts[account.external_id].faults.extend(["500", "revoke"]))
+    report = sync_now(account)
+    assert report.errors == {"server": 1, "auth": 1}
+    assert set(account.vehicles.values_list("poll_status", flat=True)) == {"PAUSED"}
+    assert set(account.vehicles.values_list("next_poll_at", flat=True)) == {None}
