@@ -14,7 +14,6 @@ import asyncio
 import logging
 import re
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -165,11 +164,9 @@ def _scope_of(provider) -> str:
 
 
 def _bmw_provider():
-    """The CarData provider; its addresses from settings where they are set (a test's loopback CarData)."""
-    urls = {key: getattr(settings, name) for key, name in (("auth_url", "VEHICLES_BMW_AUTH_URL"),
-                                                           ("api_url", "VEHICLES_BMW_API_URL"))
-            if getattr(settings, name, None)}
-    return provider_get(Provider.BMW, **urls)
+    """The CarData provider, at the addresses the sync engine uses too (settings.VEHICLES_BMW_URLS, where a
+    test points it at a loopback CarData)."""
+    return provider_get(Provider.BMW)
 
 
 def _waiting(pending: dict, message: str) -> Response:

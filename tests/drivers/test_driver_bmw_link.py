@@ -18,7 +18,7 @@ BODY = {"client_id": CLIENT_ID}
 @pytest.fixture
 def cardata(settings):
     server = CarData()
-    settings.VEHICLES_BMW_AUTH_URL = settings.VEHICLES_BMW_API_URL = server.url
+    settings.VEHICLES_BMW_URLS = {"auth_url": server.url, "api_url": server.url}
     yield server
     server.close()
 

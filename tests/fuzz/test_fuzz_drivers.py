@@ -40,7 +40,7 @@ VIN = "VF1FUZZ0000000001"
 
 @pytest.fixture
 def driver(settings):
-    settings.VEHICLES_BMW_AUTH_URL = settings.VEHICLES_BMW_API_URL = CLOSED
+    settings.VEHICLES_BMW_URLS = {"auth_url": CLOSED, "api_url": CLOSED}
     settings.VEHICLES_SIMULATOR_URL = CLOSED
     driver = accounts.driver_create(username="fuzzy", password=PASSWORD)
     account = services.maker_account_link(driver=driver.user, provider="simulator", external_id="sim-fuzzy",
