@@ -115,13 +115,19 @@ def fleet(engine, tmp_path):
         engine.call(lambda cloud: setattr(cloud.config, "latency", 0.0))
 
 
+def cars_now() -> str:
+    return "\n".join(f"{v.account_id} {v.vin} {v.poll_status} failures={v.poll_failures} next={v.next_poll_at} "
+                     f"claim={v.claim_id!r} error={v.last_error!r}"
+                     for v in m.Vehicle.objects.order_by("account_id", "vin"))
+
+
 def wait_for(check, what: str, processes: Processes, seconds: float = 40):
     deadline = time.monotonic() + seconds
     while not (result := check()):
         for name, proc in processes.procs.items():
             assert proc.poll() is None, f"{name} exited{processes.log_tail()}"
         if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {seconds} s{processes.log_tail()}")
+            pytest.fail(f"{what}: not within {seconds} s\n{cars_now()}{processes.log_tail()}")
         time.sleep(0.25)
     return result
 
