@@ -164,6 +164,11 @@ class AccountRun:
                 self.ctx.tokens = stored if stored.refresh_token else self.ctx.tokens
                 try:
                     tokens = await self.provider.refresh(self.ctx)
+                except QuotaExhausted:
+                    # No call left to refresh with now: remember the token is dead, so that the next run
+                    # refreshes first instead of spending a call on it again.
+                    await _db(_tokens_expired, self.account.pk, failed)
+                    raise
                 except ProviderError as exc:
                     await self.consider(exc)
                     raise
@@ -190,6 +195,15 @@ class AccountRun:
 
 def _tokens_load(account_id: int) -> Tokens:
     return services.maker_account_tokens(account=m.MakerAccount.objects.get(pk=account_id))
+
+
+def _tokens_expired(account_id: int, access_token: str) -> None:
+    with transaction.atomic():
+        account = m.MakerAccount.objects.select_for_update().get(pk=account_id)
+        tokens = services.maker_account_tokens(account=account)
+        if tokens.access_token == access_token:
+            tokens.expires_at = timezone.now() - REFRESH_MARGIN
+            services.maker_account_tokens_save(account=account, tokens=tokens)
 
 
 def _tokens_save(account_id: int, tokens: Tokens) -> None:

@@ -258,3 +258,20 @@ def test_cars_of_an_account_marked_for_relogin_during_a_run_all_wait(engine):
     assert report.errors == {"server": 1, "auth": 1}
     assert set(account.vehicles.values_list("poll_status", flat=True)) == {"PAUSED"}
     assert set(account.vehicles.values_list("next_poll_at", flat=True)) == {None}
+
+
+def test_a_rejected_token_with_no_call_left_to_refresh_is_refreshed_first_next_time(engine, settings):
+    account = account_linked(engine, cars=1)
+    engine.call(lambda cloud: cloud.expire(cloud.accounts[account.external_id]))
+    # One call left: the poll takes it, meets the expired token, and has none left to refresh with.
+    settings.VEHICLES_QUOTAS = {"simulator": {"account": (1, 0.001)}}
+    report = sync_now(account)
+    assert report.errors == {"quota": 1}
+    account.refresh_from_db()
+    assert account.access_expires_at <= timezone.now()
+    settings.VEHICLES_QUOTAS = {"simulator": {"account": (100, 10)}}
+    time.sleep(0.5)  # a few calls back in the bucket
+    states = stats(engine)["by_path"].get("state", 0)
+    report = sync_now(account)
+    # Refreshed before the poll: no call spent on the dead token.
+    assert report.ok == 1 and stats(engine)["by_path"].get("state", 0) == states + 1
