@@ -175,9 +175,14 @@ def session_refresh(*, refresh_token: str, client_address: str | None = None) ->
         if not signed_by_us(refresh_token, exc):
             throttle.guess_failed(throttle.ACCESS_TOKEN, client_address)
         raise AccountError(401, "the refresh token is invalid or expired: log in again") from None
+    return session_rotate(PortalSession.objects.select_related("user", "cpo"), refresh, _issue)
+
+
+def session_rotate(sessions, refresh, issue) -> TokenPair:
+    """New tokens for the live session (among `sessions`: portal or driver ones) that `refresh` names, made
+    by `issue(session)`; the refresh token sent stops working."""
     with transaction.atomic():
-        session = (PortalSession.objects.select_for_update().select_related("user", "cpo")
-                   .filter(sid=refresh.get("sid"), revoked_at__isnull=True).first())
+        session = sessions.select_for_update().filter(sid=refresh.get("sid"), revoked_at__isnull=True).first()
         if session is None:
             raise AccountError(401, "the session has ended: log in again")
         replayed = refresh["jti"] != session.refresh_jti
@@ -186,7 +191,7 @@ def session_refresh(*, refresh_token: str, client_address: str | None = None) ->
             session.revoked_at = timezone.now()
             session.save(update_fields=["revoked_at"])
         else:
-            pair = _issue(session)
+            pair = issue(session)
             session.refreshed_at = timezone.now()
             session.save(update_fields=["refresh_jti", "refreshed_at"])
     if replayed:

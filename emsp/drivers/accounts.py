@@ -18,7 +18,8 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from emsp import throttle
-from emsp.accounts import AccountError, TokenPair, _login_blocked, _login_failed, _login_succeeded, signed_by_us
+from emsp.accounts import (AccountError, TokenPair, _login_blocked, _login_failed, _login_succeeded, session_rotate,
+                           signed_by_us)
 from emsp.drivers.models import Driver, DriverSession
 
 ROLE = "DRIVER"
@@ -90,22 +91,7 @@ def driver_session_refresh(*, refresh_token: str, client_address: str | None = N
     """New access and refresh tokens; the refresh token sent stops working, and sending it again (a
     replay: someone holds a copy) ends the session."""
     refresh = _refresh_token(refresh_token, client_address)
-    with transaction.atomic():
-        session = (DriverSession.objects.select_for_update().select_related("user")
-                   .filter(sid=refresh.get("sid"), revoked_at__isnull=True).first())
-        if session is None:
-            raise AccountError(401, "the session has ended: log in again")
-        replayed = refresh["jti"] != session.refresh_jti
-        if replayed:
-            session.revoked_at = timezone.now()
-            session.save(update_fields=["revoked_at"])
-        else:
-            pair = _issue(session)
-            session.refreshed_at = timezone.now()
-            session.save(update_fields=["refresh_jti", "refreshed_at"])
-    if replayed:
-        raise AccountError(401, "this refresh token was already used: the session has ended, log in again")
-    return pair
+    return session_rotate(DriverSession.objects.select_related("user"), refresh, _issue)
 
 
 def driver_access_renew(*, refresh_token: str, client_address: str | None = None) -> str:
