@@ -165,16 +165,21 @@ def session_login(*, username: str, password: str, client_address: str | None,
     return pair
 
 
-def session_refresh(*, refresh_token: str, client_address: str | None = None) -> TokenPair:
+def refresh_token_read(raw: str, client_address: str | None) -> RefreshToken:
+    """A refresh token a caller sent (portal or driver), its address throttled like any guessed token."""
     retry_after = throttle.guessing_blocked(throttle.ACCESS_TOKEN, client_address)
     if retry_after:
         raise AccountError(429, f"too many invalid tokens: try again in {retry_after} seconds", retry_after)
     try:
-        refresh = RefreshToken(refresh_token)
+        return RefreshToken(raw)
     except TokenError as exc:
-        if not signed_by_us(refresh_token, exc):
+        if not signed_by_us(raw, exc):
             throttle.guess_failed(throttle.ACCESS_TOKEN, client_address)
         raise AccountError(401, "the refresh token is invalid or expired: log in again") from None
+
+
+def session_refresh(*, refresh_token: str, client_address: str | None = None) -> TokenPair:
+    refresh = refresh_token_read(refresh_token, client_address)
     return session_rotate(PortalSession.objects.select_related("user", "cpo"), refresh, _issue)
 
 

@@ -15,6 +15,15 @@ class PayloadTooLarge(exceptions.APIException):
     default_detail = "the body is too large"
 
 
+def bounded_body(stream, what: str) -> bytes:
+    """The request body, never more than DATA_UPLOAD_MAX_MEMORY_SIZE of it (413 past that)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    body = stream.read() if limit is None else stream.read(limit + 1)
+    if limit is not None and len(body) > limit:
+        raise PayloadTooLarge(f"{what} may be at most {limit:,} bytes")
+    return body
+
+
 class StrictJSONParser(BaseParser):
     """JSON bodies read by `json_loads` (no lone surrogates, NaN or deep nesting) and never more than
     DATA_UPLOAD_MAX_MEMORY_SIZE of them (413, as Django answers for a form)."""
@@ -22,10 +31,7 @@ class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        body = stream.read() if limit is None else stream.read(limit + 1)
-        if limit is not None and len(body) > limit:
-            raise PayloadTooLarge(f"a JSON body may be at most {limit:,} bytes")
+        body = bounded_body(stream, "a JSON body")
         try:
             return json_loads(body)
         except JsonRejected as exc:

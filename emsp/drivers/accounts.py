@@ -17,9 +17,8 @@ from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from emsp import throttle
-from emsp.accounts import (AccountError, TokenPair, _login_blocked, _login_failed, _login_succeeded, session_rotate,
-                           signed_by_us)
+from emsp.accounts import (AccountError, TokenPair, _login_blocked, _login_failed, _login_succeeded, refresh_token_read,
+                           session_rotate)
 from emsp.drivers.models import Driver, DriverSession
 
 ROLE = "DRIVER"
@@ -73,15 +72,7 @@ def _username_of(login: str) -> str:
 
 
 def _refresh_token(raw: str, client_address: str | None) -> RefreshToken:
-    retry_after = throttle.guessing_blocked(throttle.ACCESS_TOKEN, client_address)
-    if retry_after:
-        raise AccountError(429, f"too many invalid tokens: try again in {retry_after} seconds", retry_after)
-    try:
-        refresh = RefreshToken(raw)
-    except TokenError as exc:
-        if not signed_by_us(raw, exc):
-            throttle.guess_failed(throttle.ACCESS_TOKEN, client_address)
-        raise AccountError(401, "the refresh token is invalid or expired: log in again") from None
+    refresh = refresh_token_read(raw, client_address)
     if refresh.get("kind") != KIND:
         raise AccountError(401, "not a driver's refresh token: log in at /api/auth/v1/login")
     return refresh

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from drf_spectacular.utils import inline_serializer
@@ -18,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from emsp.drivers.auth import DriverAuthentication, DriverCaller
-from emsp.parsers import PayloadTooLarge, StrictJSONParser
+from emsp.parsers import StrictJSONParser, bounded_body
 from locations.json_input import JsonRejected, json_loads
 from vehicles import selectors
 from vehicles.models import Vehicle
@@ -101,10 +100,7 @@ class CurlFormJsonParser(BaseParser):
     media_type = "application/x-www-form-urlencoded"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        body = stream.read() if limit is None else stream.read(limit + 1)
-        if limit is not None and len(body) > limit:
-            raise PayloadTooLarge(f"a body may be at most {limit:,} bytes")
+        body = bounded_body(stream, "a body")
         if not body.strip():
             return {}
         try:
