@@ -146,20 +146,29 @@ class CpoCaller:
         return self.session.cpo
 
 
+def bearer_access_token(request, *, invalid: str) -> tuple[str, AccessToken] | None:
+    """The `Bearer` access token a caller sent (portal or driver), checked and its address throttled like any
+    guessed token; None when the request carries no Bearer credentials."""
+    raw = _credentials(request, "Bearer")
+    if raw is None:
+        return None
+    address = check_guessing(throttle.ACCESS_TOKEN, request)
+    try:
+        return raw, AccessToken(raw)
+    except TokenError as exc:
+        if not signed_by_us(raw, exc):
+            throttle.guess_failed(throttle.ACCESS_TOKEN, address)
+        raise exceptions.AuthenticationFailed(invalid) from None
+
+
 class SessionAuthentication(BaseAuthentication):
     """`Authorization: Bearer <access token>` of a live portal session."""
 
     def authenticate(self, request):
-        raw = _credentials(request, "Bearer")
-        if raw is None:
+        found = bearer_access_token(request, invalid="the access token is invalid or expired")
+        if found is None:
             return None
-        address = check_guessing(throttle.ACCESS_TOKEN, request)
-        try:
-            token = AccessToken(raw)
-        except TokenError as exc:
-            if not signed_by_us(raw, exc):
-                throttle.guess_failed(throttle.ACCESS_TOKEN, address)
-            raise exceptions.AuthenticationFailed("the access token is invalid or expired") from None
+        _raw, token = found
         session = (PortalSession.objects.select_related("user", "cpo")
                    .filter(sid=token.get("sid"), revoked_at__isnull=True).first())
         if session is None or not session.user.is_active:

@@ -7,14 +7,11 @@ from dataclasses import dataclass
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken
 
-from emsp import throttle
-from emsp.accounts import AccountError, signed_by_us
+from emsp.accounts import AccountError
 from emsp.drivers import accounts
 from emsp.drivers.models import DriverSession
-from emsp.portal import _credentials, check_guessing
+from emsp.portal import bearer_access_token
 
 
 @dataclass(frozen=True)
@@ -24,17 +21,11 @@ class DriverCaller:
 
 class DriverAuthentication(BaseAuthentication):
     def authenticate(self, request):
-        raw = _credentials(request, "Bearer")
-        if raw is None:
+        found = bearer_access_token(request, invalid="the access token is invalid or expired: refresh it or log "
+                                                     "in again at /api/auth/v1/login")
+        if found is None:
             return None
-        address = check_guessing(throttle.ACCESS_TOKEN, request)
-        try:
-            AccessToken(raw)
-        except TokenError as exc:
-            if not signed_by_us(raw, exc):
-                throttle.guess_failed(throttle.ACCESS_TOKEN, address)
-            raise exceptions.AuthenticationFailed("the access token is invalid or expired: refresh it or log "
-                                                  "in again at /api/auth/v1/login") from None
+        raw, _token = found
         try:
             session = accounts.driver_session_of(raw_access_token=raw)
         except AccountError as exc:
