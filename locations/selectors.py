@@ -744,7 +744,7 @@ def locations_of_cpo(*, cpo: Cpo) -> QuerySet[Location]:
     return Location.objects.filter(cpo=cpo).order_by("-id")
 
 
-# --- OCPI Locations (ocpi.locations: our sender's lists and objects, the receiver's GET, push) ----------
+# --- OCPI Locations (ocpi.modules.locations: our sender's lists and objects, the receiver's GET, push) ---
 
 # Portal-only columns the OCPI JSON never shows.
 OCPI_EVSE_UNUSED = ("serial_number", "meter_type", "kwh", "current_ws_connection_id", "server_id")
@@ -768,7 +768,7 @@ def evses_ocpi(*, published_only: bool = True) -> QuerySet[Evse]:
 def locations_ocpi(*, cpos: list[Cpo] | None = None, exclude_cpos: list[Cpo] | tuple = (),
                    published_only: bool = True, publish_flag_only: bool = False, date_from=None,
                    date_to=None) -> QuerySet[Location]:
-    """Locations in OCPI's order (last_updated, id), shaped for `ocpi.locations.location_ocpi`: one query
+    """Locations in OCPI's order (last_updated, id), shaped for `ocpi.modules.locations.location_ocpi`: one query
     per relation, whatever the number of locations (cpo, facilities, parking types, parking
     restrictions, EVSEs, their capabilities and parking restrictions, connectors).
 
@@ -812,7 +812,7 @@ OCPI_CONNECTOR_JSON = ("tariff_ids",)
 def location_rows_ocpi(queryset: QuerySet[Location], *, published_only: bool = True) -> list[dict]:
     """The locations of `queryset` (a page of `locations_ocpi`, sliced) as dicts, in its order: the
     columns of OCPI_LOCATION_COLUMNS and OCPI_LOCATION_JSON (JSON decoded), `country_code`, `party_id`,
-    `last_updated` already as OCPI writes it (`ocpi.locations.objects.timestamp_ocpi`), the codes of
+    `last_updated` already as OCPI writes it (`ocpi.modules.locations.objects.timestamp_ocpi`), the codes of
     `facilities` and `parking_types`, and `evses`: each EVSE likewise, with `capabilities`,
     `parking_restrictions` and `connectors`. Six queries, whatever the number of rows (the page's ids,
     the locations, their lookups, the EVSEs, theirs, the connectors); `published_only` keeps EVSEs the

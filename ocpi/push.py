@@ -261,7 +261,7 @@ def _deliver(peer: Peer, result: PushResult) -> None:
 def _put(client: OcpiClient, url: str, location: Location, version: str, *, withdrawn: bool = False) -> str:
     """'' when the peer accepted the location, else why not. A withdrawn location goes with every EVSE
     REMOVED: OCPI has no DELETE of a location (mod_locations, Flow and Lifecycle)."""
-    from ocpi.locations import location_ocpi, location_withdrawn_ocpi
+    from ocpi.modules.locations import location_ocpi, location_withdrawn_ocpi
 
     target = f"{url.rstrip('/')}/{location.cpo.country_code}/{location.cpo.party_id}/{location.ocpi_id}"
     try:

@@ -4,7 +4,7 @@ from django.urls import path
 
 from ocpi import credentials, versions
 from ocpi import webhooks
-from ocpi.locations.routes import urlpatterns as locations_urlpatterns
+from ocpi.modules.locations.routes import urlpatterns as locations_urlpatterns
 from ocpi.transport import V211, V221
 
 urlpatterns = [
@@ -14,7 +14,7 @@ urlpatterns = [
     # credentials (ocpi/credentials.py)
     path("ocpi/2.2.1/credentials", credentials.CredentialsView.as_view(version=V221), name="ocpi-221-credentials"),
     path("ocpi/2.1.1/credentials", credentials.CredentialsView.as_view(version=V211), name="ocpi-211-credentials"),
-    # locations (ocpi/locations/)
+    # locations (ocpi/modules/locations/)
     *locations_urlpatterns,
     # webhooks (ocpi/webhooks.py)
     path("ocpi/cpo/api/v1/webhook/locations/<str:country_code>/<str:party_id>",

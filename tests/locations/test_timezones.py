@@ -3,7 +3,7 @@
 import pytest
 
 from locations.timezones import country_time_zone, country_time_zones
-from ocpi.locations import objects
+from ocpi.modules.locations import objects
 from ocpi.webhooks import location_ocpi_of_webhook
 
 

@@ -65,7 +65,7 @@ def test_a_change_on_the_peer_arrives_with_the_next_pull(peer_server, peer):
     peer_pull(peer=peer)
     changed = peer_server.shell(
         "from django.utils import timezone\nfrom locations.models import Location\nfrom locations import services\n"
-        "from ocpi.locations import location_ocpi\n"
+        "from ocpi.modules.locations import location_ocpi\n"
         "loc = Location.objects.filter(cpo__party_id='DMO', moderation='PUBLISHED').order_by('id').first()\n"
         "data = location_ocpi(loc)\ndata['name'] = 'Renamed by the peer'\n"
         "data['last_updated'] = timezone.now().isoformat()\n"

@@ -5,8 +5,8 @@ Every route is also answered with a trailing slash (the spec's own examples writ
 
 from django.urls import path
 
-from ocpi.locations.receiver import LocationsReceiverRootView, LocationsReceiverView
-from ocpi.locations.sender import LocationsSenderView
+from ocpi.modules.locations.receiver import LocationsReceiverRootView, LocationsReceiverView
+from ocpi.modules.locations.sender import LocationsSenderView
 from ocpi.transport import V211, V221
 
 OBJECT_TAILS = ("/<str:location_id>", "/<str:location_id>/<str:evse_uid>",

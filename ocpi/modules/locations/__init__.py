@@ -5,6 +5,6 @@
 - `receiver`: our eMSP role, GET/PUT/PATCH of a connected CPO's own objects, through `locations.services`.
 """
 
-from ocpi.locations.objects import connector_ocpi, evse_ocpi, location_ocpi, location_withdrawn_ocpi
+from ocpi.modules.locations.objects import connector_ocpi, evse_ocpi, location_ocpi, location_withdrawn_ocpi
 
 __all__ = ["connector_ocpi", "evse_ocpi", "location_ocpi", "location_withdrawn_ocpi"]

@@ -16,7 +16,7 @@ from locations import services
 from locations.models import Connector, Cpo, Evse, Location
 from locations.selectors import locations_ocpi
 from locations.validation import InvalidPayload
-from ocpi.locations.paths import object_below, object_id, unknown
+from ocpi.modules.locations.paths import object_below, object_id, unknown
 from ocpi.transport import CLIENT_ERROR, INVALID_PARAMETERS, OcpiError, OcpiView, envelope, json_body
 
 MESSAGE_LIMIT = 4000

@@ -12,8 +12,8 @@ from django.conf import settings
 
 from locations.memory import gc_paused
 from locations.selectors import location_rows_ocpi, locations_ocpi
-from ocpi.locations.objects import V211, location_json
-from ocpi.locations.paths import object_below, object_id, unknown
+from ocpi.modules.locations.objects import V211, location_json
+from ocpi.modules.locations.paths import object_below, object_id, unknown
 from ocpi.transport import (CLIENT_ERROR, EncodedList, OcpiError, OcpiView, envelope, json_text, page_headers,
                             page_params)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ocpi.locations.objects import connector_ocpi, evse_ocpi, location_ocpi
+from ocpi.modules.locations.objects import connector_ocpi, evse_ocpi, location_ocpi
 from ocpi.transport import INVALID_PARAMETERS, UNKNOWN_LOCATION, OcpiError
 
 _CI_STRING = re.compile(r"[\x20-\x7e]{1,36}")
