@@ -48,10 +48,12 @@ class PeerAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxEntry)
 class OutboxEntryAdmin(admin.ModelAdmin):
-    list_display = ["id", "peer", "location", "date_created", "attempts", "next_attempt_at", "delivered_at",
-                    "last_error"]
-    list_filter = ["peer", ("delivered_at", admin.EmptyFieldListFilter)]
-    list_select_related = ["peer", "location"]
+    list_display = ["id", "peer", "module", "country_code", "party_id", "object_id", "date_created", "attempts",
+                    "next_attempt_at", "delivered_at", "parked_at", "last_error"]
+    list_filter = ["peer", "module", ("delivered_at", admin.EmptyFieldListFilter),
+                   ("parked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["object_id", "party_id"]
+    list_select_related = ["peer"]
 
     def has_add_permission(self, request):
         return False

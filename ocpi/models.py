@@ -1,6 +1,6 @@
 from django.db import models
 
-from locations.models import Cpo, Location
+from locations.models import Cpo
 
 
 class Peer(models.Model):
@@ -29,6 +29,13 @@ class Peer(models.Model):
     # The peer's credentials roles as it sent them (2.1.1: one role made from its party fields).
     roles = models.JSONField(default=list, blank=True)
     last_pull_at = models.DateTimeField(null=True, blank=True, help_text="Start of the last successful pull.")
+    # 2.1.1 has no roles in its credentials: the role the peer plays is chosen on our side (invitation or
+    # registration), and decides which endpoints it is offered and whether it receives our pushes.
+    v211_role = models.CharField("2.1.1 role", max_length=4, choices=[("CPO", "CPO"), ("EMSP", "eMSP")],
+                                 default="CPO")
+    # HubClientInfo: a connected peer that stops answering is OFFLINE until it answers again.
+    offline_since = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True, help_text="When its ClientInfo status last changed.")
     date_created = models.DateTimeField(auto_now_add=True)
     date_modified = models.DateTimeField(auto_now=True)
 
@@ -53,6 +60,10 @@ class PeerParty(models.Model):
     country_code = models.CharField(max_length=2)
     party_id = models.CharField(max_length=3)
     cpo = models.ForeignKey(Cpo, null=True, blank=True, on_delete=models.PROTECT, related_name="ocpi_parties")
+    # A party behind a hub: reported by the hub's HubClientInfo, not by its credentials.
+    via_hub = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, blank=True, help_text="ClientInfo status the hub reported (via_hub).")
+    last_updated = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "peer parties"
@@ -65,24 +76,39 @@ class PeerParty(models.Model):
 
 
 class OutboxEntry(models.Model):
-    """A change of a location that a connected eMSP has not received yet.
+    """A change of an object of an OCPI module that a connected peer has not received yet.
 
-    Written after the change commits; delivered in id order per peer by ocpi.push, retried with backoff
-    while the peer is down. The payload is the location as it is when delivered, so several pending
-    entries of one location are sent once.
+    Written by `ocpi` in the same transaction as the change it announces (the domain app sends a signal
+    inside its transaction), so no change is announced that was not committed, and none committed goes
+    unannounced. The object is named as OCPI names it, `(module, country_code, party_id, object_id)`;
+    `object_pk` is the domain's row, for loading a batch at once. The payload is the object as it is when
+    delivered, so several pending entries of one object go out once.
+
+    Delivered in id order per object (ocpi/push.py). A transient failure backs off; a permanent refusal
+    (4xx, or an OCPI 2xxx) parks the entry with its reason (`parked_at`, `last_error`) and the peer's other
+    objects flow on; the next change of that object is tried again.
     """
 
     peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="outbox")
-    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
+    module = models.CharField(max_length=32)
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    object_id = models.CharField(max_length=64)
+    object_pk = models.BigIntegerField(null=True, blank=True)
     date_created = models.DateTimeField(auto_now_add=True)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    parked_at = models.DateTimeField(null=True, blank=True, help_text="Refused for good by the peer; see last_error.")
     last_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
         verbose_name_plural = "outbox entries"
         indexes = [
-            models.Index(fields=["peer", "id"], condition=models.Q(delivered_at__isnull=True),
+            models.Index(fields=["peer", "id"], condition=models.Q(delivered_at__isnull=True, parked_at__isnull=True),
                          name="outbox_pending"),
+            models.Index(fields=["peer", "module", "country_code", "party_id", "object_id"], name="outbox_object"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.module} {self.country_code}*{self.party_id} {self.object_id} -> peer {self.peer_id}"

@@ -111,10 +111,13 @@ def outbox_write(*, location_ids: list[int], peers: list[Peer] | None = None, wi
     if not peers or not location_ids:
         return []
     outbox, location, party = OutboxEntry._meta.db_table, Location._meta.db_table, PeerParty._meta.db_table
+    cpo = Location._meta.get_field("cpo").related_model._meta.db_table
     location_marks, peer_marks = ", ".join(["%s"] * len(location_ids)), ", ".join(["%s"] * len(peers))
     sql = (
-        f"INSERT INTO {outbox} (peer_id, location_id, date_created, attempts, last_error) "
-        f"SELECT p.id, l.id, %s, 0, '' FROM {location} l, {Peer._meta.db_table} p "
+        f"INSERT INTO {outbox} (peer_id, module, country_code, party_id, object_id, object_pk, date_created, "
+        f"attempts, last_error) "
+        f"SELECT p.id, 'locations', c.country_code, c.party_id, l.ocpi_id, l.id, %s, 0, '' "
+        f"FROM {location} l JOIN {cpo} c ON c.id = l.cpo_id, {Peer._meta.db_table} p "
         f"WHERE l.id IN ({location_marks}) AND (l.moderation = %s OR %s) AND p.id IN ({peer_marks}) "
         f"AND NOT EXISTS (SELECT 1 FROM {party} pp WHERE pp.peer_id = p.id AND pp.cpo_id = l.cpo_id) "
         f"ORDER BY l.id, p.id RETURNING peer_id"
@@ -179,7 +182,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _pending(peer: Peer):
-    return OutboxEntry.objects.filter(peer=peer, delivered_at__isnull=True).order_by("id")
+    return OutboxEntry.objects.filter(peer=peer, delivered_at__isnull=True, parked_at__isnull=True).order_by("id")
 
 
 def head_due(*, peer: Peer, now=None) -> bool:
@@ -225,7 +228,7 @@ def _deliver(peer: Peer, result: PushResult) -> None:
     client = OcpiClient(token=secret_decrypt(peer.token_out), version=peer.version, to_party=_to_party(peer))
     started = time.monotonic()
     while time.monotonic() - started < RUN_SECONDS:
-        entries = list(_pending(peer).values_list("id", "location_id", "next_attempt_at")[:BATCH])
+        entries = list(_pending(peer).values_list("id", "object_pk", "next_attempt_at")[:BATCH])
         if not entries:
             return
         now = timezone.now()

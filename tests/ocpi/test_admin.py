@@ -33,7 +33,9 @@ def test_the_outbox_is_read_only(staff, connected_peer, alpha):
     from locations import services
 
     services.location_upsert(cpo=alpha, data=location_payload(alpha))
-    entry = OutboxEntry.objects.create(peer=connected_peer, location=Location.objects.get())
+    location = Location.objects.get()
+    entry = OutboxEntry.objects.create(peer=connected_peer, module="locations", country_code="DE", party_id="ALP",
+                                       object_id=location.ocpi_id, object_pk=location.pk)
     assert staff.get("/admin/ocpi/outboxentry/").status_code == 200
     assert staff.get("/admin/ocpi/outboxentry/add/").status_code == 403
     page = staff.get(f"/admin/ocpi/outboxentry/{entry.pk}/change/")
