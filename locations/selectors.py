@@ -809,18 +809,21 @@ OCPI_CONNECTOR_COLUMNS = ("evse_id", "connector_id", "standard", "format", "powe
 OCPI_CONNECTOR_JSON = ("tariff_ids",)
 
 
-def location_rows_ocpi(queryset: QuerySet[Location], *, published_only: bool = True) -> list[dict]:
-    """The locations of `queryset` (a page of `locations_ocpi`, sliced) as dicts, in its order: the
+def location_rows_ocpi(queryset: QuerySet[Location] | None = None, *, ids: list[int] | None = None,
+                       published_only: bool = True) -> list[dict]:
+    """The locations of `queryset` (a page of `locations_ocpi`, sliced), or of `ids` in that order (a page
+    whose ids the caller read already, as the keyset pages of ocpi.transport do), as dicts: the
     columns of OCPI_LOCATION_COLUMNS and OCPI_LOCATION_JSON (JSON decoded), `country_code`, `party_id`,
     `last_updated` already as OCPI writes it (`ocpi.modules.locations.objects.timestamp_ocpi`), the codes of
     `facilities` and `parking_types`, and `evses`: each EVSE likewise, with `capabilities`,
     `parking_restrictions` and `connectors`. Six queries, whatever the number of rows (the page's ids,
     the locations, their lookups, the EVSEs, theirs, the connectors); `published_only` keeps EVSEs the
     hub has not published out."""
-    ids = list(queryset.prefetch_related(None).values_list("id", flat=True))
+    if ids is None:
+        ids = list(queryset.prefetch_related(None).values_list("id", flat=True))
     if not ids:
         return []
-    connection = connections[queryset.db]
+    connection = connections[queryset.db if queryset is not None else router.db_for_read(Location)]
     sql = _ocpi_rows_sql(connection)
     with connection.cursor() as cursor:
         found = _ocpi_rows(cursor, sql["locations"], ids, OCPI_LOCATION_COLUMNS + ("country_code", "party_id"),

@@ -7,15 +7,12 @@ malformed request, a bug) into the envelope with the right HTTP status, and adds
 import logging
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from urllib.parse import urlencode
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
-from django.utils.dateparse import parse_datetime
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
@@ -25,14 +22,16 @@ from ocpi.status import (
     CLIENT_API_ERROR, CLIENT_ERROR, INVALID_PARAMETERS, NO_MATCHING_ENDPOINTS, NOT_ENOUGH_INFORMATION, SERVER_ERROR,
     SUCCESS, UNKNOWN_LOCATION, UNKNOWN_TOKEN, UNSUPPORTED_VERSION, V211, V221, VERSIONS, OcpiError, ocpi_timestamp,
 )
+from ocpi.paging import Page, page_headers, page_keys, page_params, page_total
 
-# Callers and status codes live in ocpi.auth and ocpi.status; the OCPI modules import them from here.
+# Callers, status codes and paging live in ocpi.auth, ocpi.status and ocpi.paging; the OCPI modules import
+# them from here.
 __all__ = [
     "CLIENT_API_ERROR", "CLIENT_ERROR", "INVALID_PARAMETERS", "NO_MATCHING_ENDPOINTS", "NOT_ENOUGH_INFORMATION",
     "SERVER_ERROR", "SUCCESS", "UNKNOWN_LOCATION", "UNKNOWN_TOKEN", "UNSUPPORTED_VERSION", "V211", "V221", "VERSIONS",
     "Caller", "EncodedList", "OcpiError", "OcpiView", "Page", "caller_authenticate", "envelope", "header_token",
     "json_body", "json_text", "ocpi_headers_middleware", "ocpi_timestamp", "page_headers", "page_params",
-    "public_url", "token_candidates",
+    "page_keys", "page_total", "public_url", "token_candidates",
 ]
 
 logger = logging.getLogger(__name__)
@@ -145,61 +144,6 @@ def json_body(request) -> dict:
 def public_url(path: str) -> str:
     """An absolute URL of ours as peers must use it (EVHUB_BASE_URL), whatever host the request named."""
     return settings.PUBLIC_BASE_URL.rstrip("/") + path
-
-
-# --- paging (transport_and_format: pagination) ---------------------------------------------------------
-
-@dataclass
-class Page:
-    offset: int
-    limit: int
-    date_from: datetime | None
-    date_to: datetime | None
-
-
-def page_params(request) -> Page:
-    """offset, limit (OCPI_PAGE_SIZE when not given, capped at OCPI_PAGE_LIMIT), date_from (inclusive),
-    date_to (exclusive)."""
-    cap = settings.OCPI_PAGE_LIMIT
-    offset = _int_param(request, "offset", 0)
-    limit = min(_int_param(request, "limit", min(settings.OCPI_PAGE_SIZE, cap)), cap)
-    return Page(offset=offset, limit=limit, date_from=_datetime_param(request, "date_from"),
-                date_to=_datetime_param(request, "date_to"))
-
-
-def page_headers(request, page: Page, total: int, returned: int) -> dict:
-    """X-Total-Count, X-Limit, and a Link to the next page (with the same filters) only when there is one."""
-    headers = {"X-Total-Count": str(total), "X-Limit": str(page.limit)}
-    if page.offset + returned < total and returned:
-        query = {key: value for key, value in request.GET.items() if key not in ("offset", "limit")}
-        query.update(offset=page.offset + returned, limit=page.limit)
-        url = public_url(request.path) + "?" + urlencode(query)
-        headers["Link"] = f'<{url}>; rel="next"'
-    return headers
-
-
-def _int_param(request, name: str, default: int) -> int:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or len(raw) > 9:
-        raise OcpiError(f"'{name}' must be a non-negative whole number, not {raw[:40]!r}",
-                        status_code=INVALID_PARAMETERS)
-    return int(raw)
-
-
-def _datetime_param(request, name: str) -> datetime | None:
-    raw = request.GET.get(name)
-    if not raw:
-        return None
-    try:
-        moment = parse_datetime(raw.replace(" ", "+"))  # a '+' offset arrives as a space when not escaped
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise OcpiError(f"'{name}' must be an RFC 3339 date-time such as 2024-01-31T12:00:00Z, not {raw[:40]!r}",
-                        status_code=INVALID_PARAMETERS)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 # --- request ids ----------------------------------------------------------------------------------------

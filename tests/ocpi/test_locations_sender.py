@@ -63,6 +63,12 @@ def next_link(response) -> dict | None:
     return {key: values[0] for key, values in parse_qs(url.query).items()}
 
 
+def without_cursor(link: dict) -> dict:
+    """The Link's query but its keyset cursor (ocpi.paging), which every next page carries."""
+    assert link["cursor"]
+    return {key: value for key, value in link.items() if key != "cursor"}
+
+
 # --- what is listed ---------------------------------------------------------------------------------------
 
 def test_lists_published_locations_of_every_cpo_but_not_pending_ones(alpha, bravo, emsp_peer):
@@ -190,7 +196,7 @@ def test_pages_link_total_and_limit(alpha, emsp_peer):
     first = emsp_peer.get(URL, limit=2)
     assert ids(first) == ["S0", "S1"]
     assert (first.headers["X-Total-Count"], first.headers["X-Limit"]) == ("5", "2")
-    assert next_link(first) == {"offset": "2", "limit": "2"}
+    assert without_cursor(next_link(first)) == {"offset": "2", "limit": "2"}
     second = emsp_peer.get(URL, **next_link(first))
     assert ids(second) == ["S2", "S3"]
     last = emsp_peer.get(URL, **next_link(second))
@@ -205,7 +211,7 @@ def test_limit_is_capped_by_the_server(alpha, emsp_peer, settings):
     series(alpha, 4)
     response = emsp_peer.get(URL, limit=1000)
     assert len(ids(response)) == 3 and response.headers["X-Limit"] == "3"
-    assert next_link(response) == {"offset": "3", "limit": "3"}
+    assert without_cursor(next_link(response)) == {"offset": "3", "limit": "3"}
     assert emsp_peer.get(URL).headers["X-Limit"] == "3"
 
 
@@ -216,7 +222,7 @@ def test_without_a_limit_a_page_is_the_default_size_and_a_peer_may_ask_up_to_the
     assert len(ids(default)) == 2 and default.headers["X-Limit"] == "2"
     asked = emsp_peer.get(URL, limit=4)
     assert len(ids(asked)) == 4 and asked.headers["X-Limit"] == "4"
-    assert next_link(asked) == {"offset": "4", "limit": "4"}
+    assert without_cursor(next_link(asked)) == {"offset": "4", "limit": "4"}
 
 
 def test_date_from_inclusive_date_to_exclusive_and_kept_in_the_link(alpha, emsp_peer):
@@ -225,7 +231,7 @@ def test_date_from_inclusive_date_to_exclusive_and_kept_in_the_link(alpha, emsp_
     assert ids(response) == ["S1", "S2"]
     assert response.headers["X-Total-Count"] == "3"
     link = next_link(response)
-    assert link == {"date_from": stamp(1), "date_to": stamp(4), "offset": "2", "limit": "2"}
+    assert without_cursor(link) == {"date_from": stamp(1), "date_to": stamp(4), "offset": "2", "limit": "2"}
     assert ids(emsp_peer.get(URL, **link)) == ["S3"]
     # Without a zone designator a DateTime is UTC (types.asciidoc).
     assert ids(emsp_peer.get(URL, date_from=stamp(3).rstrip("Z"))) == ["S3", "S4"]

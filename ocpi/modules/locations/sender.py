@@ -15,7 +15,7 @@ from locations.selectors import location_rows_ocpi, locations_ocpi
 from ocpi.modules.locations.objects import V211, location_json
 from ocpi.modules.locations.paths import object_below, object_id, unknown
 from ocpi.transport import (CLIENT_ERROR, EncodedList, OcpiError, OcpiView, envelope, json_text, page_headers,
-                            page_params)
+                            page_keys, page_params, page_total)
 
 
 class LocationsSenderView(OcpiView):
@@ -42,20 +42,29 @@ class LocationsSenderView(OcpiView):
                               **filters)
 
     def _list(self, request):
-        page = page_params(request)
+        # Keyset pages (ocpi.paging): the page's keys from the order's covering index, the total counted
+        # on the first page only; as cheap at the millionth location as at the first.
+        page = page_params(request, scope=self._scope)
         locations = self._visible(date_from=page.date_from, date_to=page.date_to)
-        total = locations.count()
+        keys, more = page_keys(locations, page)
+        total = page_total(locations, page)
         data = EncodedList()
-        if page.limit and page.offset < total:
+        if keys:
             with gc_paused():  # the page's rows and dicts are freed when _page returns, before it resumes
-                data = self._page(locations[page.offset:page.offset + page.limit])
-        return envelope(data, headers=page_headers(request, page, total, len(data)))
+                data = self._page([pk for _, pk in keys])
+        return envelope(data, headers=page_headers(request, page, total, len(keys),
+                                                   last_key=keys[-1] if keys else None, more=more))
 
-    def _page(self, locations) -> EncodedList:
-        # The page's ids first, from the covering index alone (the OFFSET skips index entries, not rows
-        # and joins), then the rows of those ids only: location_rows_ocpi reads them so. Each location
-        # is encoded at once, so that its dicts do not outlive it.
-        rows = location_rows_ocpi(locations, published_only=not self._own_objects)
+    @property
+    def _scope(self) -> str:
+        # What this caller sees (its total, its anchors): the same for every token of one peer or CPO.
+        caller = self.caller
+        return f"{caller.kind}:{caller.peer.pk if caller.peer else ''}:{caller.cpo.pk if caller.cpo else ''}"
+
+    def _page(self, ids: list[int]) -> EncodedList:
+        # Then the rows of those ids only: location_rows_ocpi reads them so. Each location is encoded at
+        # once, so that its dicts do not outlive it.
+        rows = location_rows_ocpi(ids=ids, published_only=not self._own_objects)
         return EncodedList(json_text(location_json(row, version=self.version)) for row in rows)
 
     def _location(self, request, location_id: str):
