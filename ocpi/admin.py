@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from ocpi import services
+from ocpi import outbox, services
 from ocpi.models import OutboxEntry, Peer, PeerParty
 from ocpi.transport import OcpiError
 
@@ -54,6 +54,13 @@ class OutboxEntryAdmin(admin.ModelAdmin):
                    ("parked_at", admin.EmptyFieldListFilter)]
     search_fields = ["object_id", "party_id"]
     list_select_related = ["peer"]
+    actions = ["retry_parked"]
+
+    @admin.action(description="Retry parked entries")
+    def retry_parked(self, request, queryset):
+        # The peer refused these for good; after a fix on its side (or ours) they go out again, in line.
+        count = outbox.parked_retry(entries=queryset)
+        self.message_user(request, f"{count} parked entries put back in line; their peers are kicked")
 
     def has_add_permission(self, request):
         return False

@@ -1,12 +1,13 @@
-"""Pull: a connected CPO's locations, read page by page from its locations SENDER (mod_locations, GET list).
+"""Pull: a connected peer's objects of one module (ocpi.registry; Locations today), read page by page from the
+module's SENDER endpoint (its `sender_url`), each page handed to the module's `pull_writer`.
 
 The first pull of a peer is full; later ones ask `date_from=<start of the last complete pull>`. Pages
 are followed by their `Link: <...>; rel="next"` (through OcpiClient, so a peer's Link cannot point us at
-our own network), and each page is written through `locations.services.location_upsert_many`,
-grouped per party. Only the parties that are the peer's CPO parties (PeerParty with a catalogue tenant)
-are written; any other location is counted as rejected with the reason, like a location that breaks
-OCPI's rules: one bad location never aborts the pull. A pull that does not complete (the peer fails
-mid-way) keeps `last_pull_at`, so the next one asks again from the same point.
+our own network). The Locations module's writer (ocpi.pull_writer) stores each page through
+`locations.services.location_upsert_many`, grouped per party, only for the peer's CPO parties (PeerParty
+with a catalogue tenant); any other location is counted as rejected with the reason, like a location that
+breaks OCPI's rules: one bad location never aborts the pull. A pull that does not complete (the peer
+fails mid-way) keeps `last_pull_at`, so the next one asks again from the same point.
 
 The next page is fetched while the current one is written (one thread fetches), and batches are
 written by the processes of ocpi.pull_writer (on PostgreSQL, outside a transaction), while the next
@@ -29,9 +30,10 @@ from django.utils import timezone
 
 from locations.memory import gc_paused
 from locations.tokens import secret_decrypt
+from ocpi import registry
 from ocpi.client import OcpiClient
 from ocpi.models import Peer
-from ocpi.pull_writer import PullWriter, Tally
+from ocpi.pull_writer import Tally
 from ocpi.transport import ocpi_timestamp
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ PREFETCH_PAGES = 2
 PAGE_LIMIT = 1000
 MAX_PAGES = 1_000_000
 LOCK_SECONDS = 2 * 60 * 60  # a pull killed mid-way blocks the next ones at most this long
-SENDING_ROLES = {"CPO", "HUB"}
+DEFAULT_MODULE = "locations"  # the only module pulled today (last_pull_at is its mark)
 
 
 class PullError(Exception):
@@ -83,20 +85,20 @@ class PullSummary:
                 "error": self.error}
 
 
-def sender_url(peer: Peer) -> str | None:
-    """The peer's locations SENDER endpoint. A 2.1.1 endpoint (no role) sends when the peer is a CPO."""
-    urls = peer.endpoints.get("locations") or {}
-    if urls.get("SENDER"):
-        return urls["SENDER"]
-    if urls.get("ANY"):
-        roles = {str(role.get("role", "")).upper() for role in peer.roles or [] if isinstance(role, dict)}
-        if not roles or roles & SENDING_ROLES:
-            return urls["ANY"]
-    return None
+def _module(identifier: str) -> registry.Module:
+    module = registry.module_get(identifier)
+    if module is None or not (module.sender_url and module.pull_writer):
+        raise PullError(f"{identifier} is not a module we pull")
+    return module
 
 
-def pullable_peers():
-    return [peer for peer in Peer.objects.filter(state=Peer.State.CONNECTED) if sender_url(peer)]
+def sender_url(peer: Peer, module: str = DEFAULT_MODULE) -> str | None:
+    """The peer's SENDER endpoint of the module (the module decides, 2.1.1's endpoints having no role)."""
+    return _module(module).sender_url(peer)
+
+
+def pullable_peers(module: str = DEFAULT_MODULE):
+    return [peer for peer in Peer.objects.filter(state=Peer.State.CONNECTED) if sender_url(peer, module)]
 
 
 def _header(headers: dict, name: str) -> str | None:
@@ -135,7 +137,7 @@ def _fetch_pages(client: OcpiClient, url: str, params: dict, pages: queue.Queue,
                 raise PullError(f"GET {url}: HTTP {reply.http_status}, status_code {reply.status_code}: "
                                 f"{reply.status_message}"[:500])
             if not isinstance(reply.data, list):
-                raise PullError(f"GET {url}: data is not a list of locations")
+                raise PullError(f"GET {url}: data is not a list of objects")
             seen.add(url)
             count += 1
             following = next_link(reply.headers)
@@ -153,22 +155,24 @@ def _fetch_pages(client: OcpiClient, url: str, params: dict, pages: queue.Queue,
         pages.put((None, exc))
 
 
-def peer_pull(*, peer: Peer, full: bool = False, progress: Callable[[int | None, int], None] | None = None
-              ) -> PullSummary:
-    """Pull the peer's locations; raises PullError (with the summary so far in `.summary`) when incomplete."""
+def peer_pull(*, peer: Peer, full: bool = False, progress: Callable[[int | None, int], None] | None = None,
+              module: str = DEFAULT_MODULE) -> PullSummary:
+    """Pull the peer's objects of the module; raises PullError (with the summary so far in `.summary`) when
+    incomplete."""
     started = timezone.now()
     full = full or peer.last_pull_at is None
     summary = PullSummary(peer=peer.name, full=full, started_at=started,
                           date_from=None if full else peer.last_pull_at)
-    url = sender_url(peer)
+    spec = _module(module)
+    url = spec.sender_url(peer)
     if peer.state != Peer.State.CONNECTED or not url:
-        raise PullError(f"{peer.name} is not connected or has no locations sender")
-    lock = f"ocpi:pull:lock:{peer.pk}"
+        raise PullError(f"{peer.name} is not connected or has no {module} sender")
+    lock = f"ocpi:pull:lock:{peer.pk}" if module == DEFAULT_MODULE else f"ocpi:pull:lock:{peer.pk}:{module}"
     if not cache.add(lock, 1, timeout=LOCK_SECONDS):
         raise PullError(f"a pull of {peer.name} is running already")
     try:
         with gc_paused():  # for the whole pull: resumed per batch, the collector walked each batch's results
-            _pull(peer, url, summary, progress)
+            _pull(peer, url, summary, progress, spec.pull_writer(peer))
     except Exception as exc:
         summary.error = str(exc)[:500] or type(exc).__name__
         error = exc if isinstance(exc, PullError) else PullError(summary.error)
@@ -182,13 +186,10 @@ def peer_pull(*, peer: Peer, full: bool = False, progress: Callable[[int | None,
     return summary
 
 
-def _pull(peer: Peer, url: str, summary: PullSummary, progress) -> None:
+def _pull(peer: Peer, url: str, summary: PullSummary, progress, writer) -> None:
     client = OcpiClient(token=secret_decrypt(peer.token_out), version=peer.version, to_party=_to_party(peer))
     params = {"date_from": ocpi_timestamp(summary.date_from)} if summary.date_from else {}
     params["limit"] = PAGE_LIMIT
-    parties = {(party.country_code.upper(), party.party_id.upper()): party.cpo
-               for party in peer.parties.select_related("cpo") if party.cpo_id and party.role.upper() == "CPO"}
-    writer = PullWriter(parties, peer.version)
     writer.start()  # before the fetching thread: a fork copies only the calling thread
     pages: queue.Queue = queue.Queue(maxsize=PREFETCH_PAGES)
     stop = threading.Event()
@@ -223,4 +224,4 @@ def _pull(peer: Peer, url: str, summary: PullSummary, progress) -> None:
 
 def pull_due() -> list[int]:
     """The connected peers with a locations sender, whose pull the periodic task enqueues."""
-    return [peer.pk for peer in pullable_peers()]
+    return [peer.pk for peer in pullable_peers(DEFAULT_MODULE)]

@@ -1,10 +1,10 @@
-"""Celery tasks of the OCPI adapter: thin, each loads by id and calls ocpi.push / ocpi.pull."""
+"""Celery tasks of the OCPI adapter: thin, each loads by id and calls ocpi.outbox / ocpi.pull."""
 
 import logging
 
 from celery import shared_task
 
-from ocpi import pull, push
+from ocpi import outbox, pull
 from ocpi.models import Peer
 
 logger = logging.getLogger(__name__)
@@ -12,15 +12,15 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="ocpi.push_peer", ignore_result=True)
 def push_peer(peer_id: int) -> None:
-    push.push_kick_taken(peer_id=peer_id)
+    outbox.push_kick_taken(peer_id=peer_id)
     peer = Peer.objects.filter(pk=peer_id).first()
     if peer is not None:
-        push.peer_push(peer=peer)
+        outbox.peer_push(peer=peer)
 
 
 @shared_task(name="ocpi.push_due", ignore_result=True)
 def push_due() -> None:
-    push.push_due()
+    outbox.push_due()
 
 
 @shared_task(name="ocpi.pull_peer", ignore_result=True)

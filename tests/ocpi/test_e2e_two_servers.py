@@ -117,7 +117,7 @@ def test_a_hub_down_gets_the_changes_later_in_order(connected):
     finally:
         hub.start()
     # The retry is due at once (instead of after its 30 s backoff), and beat's task kicks it.
-    peer.shell("from django.utils import timezone\nfrom ocpi.models import OutboxEntry\nfrom ocpi.push import push_due\n"
+    peer.shell("from django.utils import timezone\nfrom ocpi.models import OutboxEntry\nfrom ocpi.outbox import push_due\n"
                "OutboxEntry.objects.filter(delivered_at__isnull=True).update(next_attempt_at=timezone.now())\n"
                "print(json.dumps(push_due()))")
     wait_for(lambda: hub_location(hub, "E2E Ladepark")["evses"] == [["E2E-1", "INOPERATIVE"]],

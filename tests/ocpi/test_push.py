@@ -14,7 +14,8 @@ from config.celery import app as celery_app
 from locations import services
 from locations.models import Location
 from locations.tokens import token_new
-from ocpi import push
+from ocpi import outbox
+from ocpi.modules.locations import push as locations_push
 from ocpi.models import OutboxEntry, Peer
 from tests.conftest import location_payload
 from tests.ocpi.peer_server import peer_connected_here
@@ -121,8 +122,8 @@ def test_entries_of_one_location_go_out_once(peer_server, peer, alpha_pub, djang
         celery_app.control.purge()
     assert published == ["ocpi.push_peer"]  # three changes, one task: the kick is coalesced
     assert OutboxEntry.objects.filter(peer=peer, delivered_at__isnull=True).count() == 3
-    push.push_kick_taken(peer_id=peer.pk)
-    result = push.peer_push(peer=peer)
+    outbox.push_kick_taken(peer_id=peer.pk)
+    result = outbox.peer_push(peer=peer)
     assert (result.sent, result.delivered, result.failed) == (1, 3, "")
     assert on_peer(peer_server, "ONCE")["name"] == "Version 2"
 
@@ -135,24 +136,24 @@ def test_a_peer_down_keeps_the_entries_and_gets_them_later_in_order(peer_server,
             upsert(alpha_pub, "DOWN-A", "2024-06-01T10:00:00Z", name="A first")
             upsert(alpha_pub, "DOWN-B", "2024-06-01T10:00:00Z", name="B")
             upsert(alpha_pub, "DOWN-A", "2024-06-01T11:00:00Z", name="A second")
-        push.push_kick_taken(peer_id=peer.pk)
-        result = push.peer_push(peer=peer)
+        outbox.push_kick_taken(peer_id=peer.pk)
+        result = outbox.peer_push(peer=peer)
         assert result.failed and result.sent == 0
         head = OutboxEntry.objects.filter(peer=peer).order_by("id").first()
         assert head.attempts == 1 and head.last_error
         assert timedelta(seconds=25) < head.next_attempt_at - timezone.now() <= timedelta(seconds=30)
         assert OutboxEntry.objects.filter(peer=peer, delivered_at__isnull=True).count() == 3
-        assert push.push_due() == []  # the head waits for its backoff
-        again = push.peer_push(peer=peer)
+        assert outbox.push_due() == []  # the head waits for its backoff
+        again = outbox.peer_push(peer=peer)
         assert again.sent == 0 and OutboxEntry.objects.get(pk=head.pk).attempts == 1  # not due: not tried
     finally:
         peer_server.start()
     OutboxEntry.objects.filter(peer=peer).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     cache.delete(f"ocpi:push:kick:{peer.pk}")
-    assert push.push_due() == [peer.pk]
+    assert outbox.push_due() == [peer.pk]
     celery_app.control.purge()
-    push.push_kick_taken(peer_id=peer.pk)
-    result = push.peer_push(peer=peer)
+    outbox.push_kick_taken(peer_id=peer.pk)
+    result = outbox.peer_push(peer=peer)
     assert (result.sent, result.delivered, result.failed) == (2, 3, "")
     entries = list(OutboxEntry.objects.filter(peer=peer).order_by("id"))
     assert all(entry.delivered_at for entry in entries)
@@ -164,19 +165,30 @@ def test_a_peer_down_keeps_the_entries_and_gets_them_later_in_order(peer_server,
 
 def test_one_delivery_at_a_time_per_peer(peer, alpha_pub):
     assert cache.add(f"ocpi:push:lock:{peer.pk}", "someone", timeout=60)
-    assert push.peer_push(peer=peer).busy
+    assert outbox.peer_push(peer=peer).busy
 
 
 def test_kicks_are_coalesced_until_the_task_starts(peer):
-    assert push.push_kick(peer_id=peer.pk) is True
-    assert push.push_kick(peer_id=peer.pk) is False
-    push.push_kick_taken(peer_id=peer.pk)
-    assert push.push_kick(peer_id=peer.pk) is True
+    assert outbox.kick_now(peer_id=peer.pk) is True
+    assert outbox.kick_now(peer_id=peer.pk) is False
+    outbox.push_kick_taken(peer_id=peer.pk)
+    assert outbox.kick_now(peer_id=peer.pk) is True
+    celery_app.control.purge()
+
+
+def test_a_kick_waits_for_the_commit_and_a_rollback_drops_it(peer, django_capture_on_commit_callbacks):
+    """Kicked inside a transaction: nothing is enqueued (nor the peer's kick flag taken) before the commit,
+    so a change rolled back leaves no flag that would block the peer's kicks for KICK_SECONDS."""
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        outbox.push_kick(peer_ids=[peer.pk])
+    assert len(callbacks) == 1 and cache.get(f"ocpi:push:kick:{peer.pk}") is None
+    callbacks[0]()
+    assert cache.get(f"ocpi:push:kick:{peer.pk}") == 1
     celery_app.control.purge()
 
 
 def test_backoff_doubles_up_to_an_hour():
-    assert [push.backoff(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [30, 60, 120, 3600, 3600]
+    assert [outbox.backoff(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [30, 60, 120, 3600, 3600]
 
 
 def test_beat_runs_push_due_every_minute(settings):
@@ -194,8 +206,10 @@ def test_a_batch_writes_its_entries_in_one_statement(peer, alpha_pub, django_cap
     celery_app.control.purge()
 
 
-def _peer(name: str, state: str = "CONNECTED", endpoints: dict | None = None, roles: list | None = None) -> Peer:
-    return Peer.objects.create(name=name, state=state, endpoints=endpoints or {}, roles=roles or [])
+def _peer(name: str, state: str = "CONNECTED", endpoints: dict | None = None, roles: list | None = None,
+          v211_role: str = "CPO") -> Peer:
+    return Peer.objects.create(name=name, state=state, endpoints=endpoints or {}, roles=roles or [],
+                               v211_role=v211_role)
 
 
 def test_receiving_peers_are_the_connected_ones_with_a_locations_receiver(db):
@@ -203,15 +217,16 @@ def test_receiving_peers_are_the_connected_ones_with_a_locations_receiver(db):
     old = {"locations": {"ANY": "https://old.example/ocpi/2.1.1/locations"}}
     wanted = {_peer("2.2.1 eMSP", endpoints=receiver, roles=[{"role": "EMSP"}]).pk,
               _peer("2.1.1 eMSP", endpoints=old, roles=[{"role": "emsp", "party_id": "EMS"}]).pk,
-              _peer("2.1.1 no roles", endpoints=old).pk}
+              _peer("2.1.1 eMSP by our choice", endpoints=old, roles=[{"role": "CPO"}], v211_role="EMSP").pk}
+    _peer("2.1.1 no roles: a CPO unless we chose otherwise", endpoints=old)
     _peer("2.1.1 CPO: its endpoint is its sender", endpoints=old, roles=[{"role": "CPO"}])
     _peer("sender only", endpoints={"locations": {"SENDER": "https://cpo.example/locations"}})
     _peer("suspended", state=Peer.State.SUSPENDED, endpoints=receiver)
     _peer("invited", state=Peer.State.INVITED, endpoints=receiver)
     with CaptureQueriesContext(connection) as queries:
-        peers = push.receiving_peers()
+        peers = outbox.receiving_peers(module="locations")
     assert {peer.pk for peer in peers} == wanted and len(queries) == 1
-    assert all(push.receiver_url(peer) for peer in peers)
+    assert all(locations_push.receiver_url(peer) for peer in peers)
 
 
 def test_a_peer_connected_meanwhile_gets_the_next_change(alpha_pub):
@@ -219,12 +234,12 @@ def test_a_peer_connected_meanwhile_gets_the_next_change(alpha_pub):
     signal) is written for at once; and no receiving peer costs one query, not an INSERT."""
     location = upsert(alpha_pub, "NEXT1", "2024-06-01T10:00:00Z").instance
     with CaptureQueriesContext(connection) as queries:
-        assert push.outbox_write(location_ids=[location.pk]) == []
+        assert locations_push.outbox_write(location_ids=[location.pk]) == []
     assert len(queries) == 1
     peer = _peer("connected meanwhile", endpoints={"locations": {"RECEIVER": "https://emsp.example/locations"}})
     with CaptureQueriesContext(connection) as queries:
-        assert push.outbox_write(location_ids=[location.pk]) == [peer.pk]
+        assert locations_push.outbox_write(location_ids=[location.pk]) == [peer.pk]
     assert len(queries) == 2  # the receiving peers, then one INSERT ... SELECT
     Peer.objects.filter(pk=peer.pk).update(state=Peer.State.SUSPENDED)
-    assert push.outbox_write(location_ids=[location.pk]) == []
+    assert locations_push.outbox_write(location_ids=[location.pk]) == []
     assert OutboxEntry.objects.filter(peer=peer).count() == 1
