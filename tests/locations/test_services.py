@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from locations import services
@@ -201,21 +201,26 @@ def test_moderation_publishes_a_location_with_its_evses(alpha):
     assert Evse.objects.get().moderation == Moderation.UNPUBLISHED
 
 
-def test_changes_are_announced_after_commit_and_only_when_something_changed(alpha, django_capture_on_commit_callbacks):
+def test_changes_are_announced_inside_their_transaction_and_only_when_something_changed(alpha):
+    """Sent inside the transaction (a receiver writes in it what must commit or roll back with the change),
+    so a receiver sees the change before it commits, and a change rolled back was announced in it."""
     seen = []
 
     def receiver(sender, location_ids, **kwargs):
-        seen.append(location_ids)
+        seen.append((location_ids, Location.objects.filter(pk__in=location_ids).count()))
 
     locations_changed.connect(receiver)
     try:
-        with django_capture_on_commit_callbacks(execute=True):
-            location = services.location_upsert(cpo=alpha, data=location_payload(alpha)).instance
-        with django_capture_on_commit_callbacks(execute=True):
-            services.location_upsert(cpo=alpha, data=location_payload(alpha))
+        location = services.location_upsert(cpo=alpha, data=location_payload(alpha)).instance
+        services.location_upsert(cpo=alpha, data=location_payload(alpha))  # nothing changed: no signal
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.location_upsert(cpo=alpha, data=location_payload(alpha, "LOC2"))
+            assert len(seen) == 2  # before the (failing) commit
+            raise RuntimeError
     finally:
         locations_changed.disconnect(receiver)
-    assert seen == [[location.pk]]
+    assert seen[0] == ([location.pk], 1) and seen[1][1] == 1
+    assert not Location.objects.filter(ocpi_id="LOC2").exists()
 
 
 def test_every_spec_example_location_is_accepted_and_stored_as_sent(db):

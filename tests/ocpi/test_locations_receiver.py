@@ -279,7 +279,7 @@ def test_the_same_payload_in_either_receiver_never_500s(alpha, alpha_peer):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL's round trips (SQLite has none)")
 def test_a_location_put_asks_the_database_a_fixed_few_things(alpha, alpha_peer, django_capture_on_commit_callbacks):
     """A CPO pushes each change of each location: the OCPI layer adds to the write one authentication and,
-    after the commit, one look for peers to push to (none here); the write itself is the service's."""
+    inside its transaction, one look for peers to push to (none here); the write itself is the service's."""
     payload = location_payload(alpha)
     payload["evses"].append({**copy.deepcopy(payload["evses"][0]), "uid": "LOC1-E2", "evse_id": "DE*ALP*E2"})
     for status, stamp in ((201, "2024-05-01T10:00:00Z"), (200, "2024-05-02T10:00:00Z")):
