@@ -274,6 +274,15 @@ OCPI_ALLOWED_NETWORKS = env.list("EVHUB_OCPI_ALLOWED_NETWORKS", default=[])
 OCPI_PULL_MINUTES = env.int("EVHUB_OCPI_PULL_MINUTES", default=15)
 if OCPI_PULL_MINUTES > 0:
     CELERY_BEAT_SCHEDULE["ocpi.pull_due"] = {"task": "ocpi.pull_due", "schedule": timedelta(minutes=OCPI_PULL_MINUTES)}
+# The platform's OCPI role: a hub (credentials report role HUB only; the parties connected to it are
+# told about each other through HubClientInfo), or a plain CPO/eMSP platform (roles CPO and EMSP of our
+# party, and a CPO role for every party whose locations we send).
+EVHUB_OCPI_HUB = env.bool("EVHUB_OCPI_HUB", default=True)
+# Still-alive check of connected peers (mod_hub_client_info: GET of their versions), every N seconds; 0 = off.
+EVHUB_OCPI_PEER_CHECK_SECONDS = env.int("EVHUB_OCPI_PEER_CHECK_SECONDS", default=300)
+if EVHUB_OCPI_PEER_CHECK_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["ocpi.peers_check"] = {"task": "ocpi.peers_check",
+                                                "schedule": timedelta(seconds=EVHUB_OCPI_PEER_CHECK_SECONDS)}
 
 # --- API and docs -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -3,6 +3,7 @@ ours by its token C. Tokens are found by their SHA-256 digest, never compared as
 
 import base64
 import binascii
+import re
 import weakref
 from dataclasses import dataclass, field
 
@@ -12,8 +13,11 @@ from emsp import throttle
 from locations.models import Cpo
 from locations.rows import converted, db_converters
 from locations.tokens import token_digest
+from ocpi.hub import peer_is_hub
 from ocpi.models import Peer, PeerParty
 from ocpi.status import OcpiError
+
+_PARTY = re.compile(r"[A-Z]{2}[A-Z0-9]{3}")  # country_code and party_id (credentials.asciidoc)
 
 @dataclass
 class Caller:
@@ -34,6 +38,28 @@ class Caller:
         if self.parties is None:
             self.parties = list(self.peer.parties.select_related("cpo").order_by("pk"))
         return [party.cpo for party in self.parties if party.cpo_id]
+
+    def cpo_party(self, country_code: str, party_id: str) -> Cpo | None:
+        """The catalogue tenant the caller writes as CPO `country_code`/`party_id`, or None when it may not.
+
+        A hub names only itself in its credentials (credentials.asciidoc), so a peer whose roles include
+        HUB may write for any party behind it: one its HubClientInfo reported, or, on first sight, one
+        that is neither ours nor anyone else's (another peer's, a portal CPO's); that party is then
+        recorded as the hub's (PeerParty via_hub) with a tenant of its own (ocpi.services)."""
+        key = (country_code.upper(), party_id.upper())
+        for cpo in self.cpo_parties():
+            if (cpo.country_code.upper(), cpo.party_id.upper()) == key:
+                return cpo
+        if self.kind != "PEER" or not peer_is_hub(self.peer) or not _PARTY.fullmatch("".join(key)):
+            return None
+        from ocpi.services import peer_party_behind_hub
+
+        try:
+            party, _ = peer_party_behind_hub(peer=self.peer, role="CPO", country_code=key[0], party_id=key[1])
+        except OcpiError:
+            return None
+        self.parties.append(party)
+        return party.cpo
 
 
 def header_token(request) -> str | None:

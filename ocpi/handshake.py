@@ -62,14 +62,19 @@ def our_versions_url() -> str:
 
 
 def our_credentials(*, version: str, token: str, peer: Peer | None = None, with_parties: bool = True) -> dict:
-    """2.2.1: roles CPO (to send our catalogue) and EMSP (to receive CPOs') of the hub's party, and a CPO
-    role for every party whose published locations we send (a hub speaks for them: a receiver accepts a
-    location only from a party named here). 2.1.1 has room for one party only: the hub's."""
+    """2.2.1 as a hub (EVHUB_OCPI_HUB): one role, HUB, of our party. credentials.asciidoc: a Hub SHALL only
+    report itself as role HUB and SHALL NOT report the other connected parties (HubClientInfo does).
+    2.2.1 as a plain platform: roles CPO (to send our catalogue) and EMSP (to receive CPOs') of our party,
+    and a CPO role for every party whose published locations we send (a plain receiver accepts a location
+    only from a party named here). 2.1.1 has room for one party only: ours."""
     country_code, party_id = settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID
     business_details = {"name": settings.EVHUB_BUSINESS_NAME}
     if version == V211:
         return {"token": token, "url": our_versions_url(), "business_details": business_details,
                 "party_id": party_id, "country_code": country_code}
+    if settings.EVHUB_OCPI_HUB:
+        return {"token": token, "url": our_versions_url(), "roles": [
+            {"role": "HUB", "party_id": party_id, "country_code": country_code, "business_details": business_details}]}
     roles = [{"role": role, "party_id": party_id, "country_code": country_code,
               "business_details": business_details} for role in ("CPO", "EMSP")]
     roles += [Party(role="CPO", country_code=cpo.country_code, party_id=cpo.party_id,

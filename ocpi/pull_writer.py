@@ -23,6 +23,7 @@ import queue
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from django.db import connection, connections
 
@@ -106,7 +107,9 @@ def _write_process(jobs, results, stop, cpos: dict[int, Cpo], version: str, pare
                 continue
             cpo_id, items = job
             try:
-                results.put(("ok", Tally().count(write_batch(cpos[cpo_id], items, version))))
+                # A party first seen after the fork (behind a hub: PullWriter.adopt) is read here.
+                cpo = cpos.get(cpo_id) or Cpo.objects.get(pk=cpo_id)
+                results.put(("ok", Tally().count(write_batch(cpo, items, version))))
             except BaseException as exc:  # the database is gone, a bug: the pull fails with it
                 logger.exception("A writing process of a pull failed")
                 results.put(("error", f"{type(exc).__name__}: {exc}"[:500]))
@@ -136,8 +139,11 @@ class PullWriter:
     """Buffers a pull's locations per party and writes them in batches, counting the outcomes into `tally`
     (with the locations refused here, before any batch: not objects, or of a party not the peer's)."""
 
-    def __init__(self, parties: dict[tuple[str, str], Cpo], version: str):
+    def __init__(self, parties: dict[tuple[str, str], Cpo], version: str,
+                 adopt: Callable[[str, str], Cpo | None] | None = None):
         self.parties, self.version = parties, version
+        # For a hub peer: the tenant of a party it did not name (country_code, party_id), or None.
+        self.adopt = adopt
         # 2.1.1 locations carry no party: they belong to the peer's only CPO party.
         self.only_party = next(iter(parties.values())) if len(parties) == 1 else None
         self.buffers: dict[int, tuple[Cpo, list[dict]]] = {}
@@ -162,7 +168,7 @@ class PullWriter:
             return
         connections.close_all()  # a child must not inherit (and share) this process's database sockets
         self.jobs, self.results, self.stop = context.Queue(maxsize=WRITE_PROCESSES), context.Queue(), context.Event()
-        cpos = {cpo.pk: cpo for cpo in self.parties.values()}
+        cpos = {cpo.pk: cpo for cpo in self.parties.values() if cpo is not None}
         for i in range(WRITE_PROCESSES):
             process = context.Process(target=_write_process, name=f"ocpi-pull-write-{i}", daemon=True,
                                       args=(self.jobs, self.results, self.stop, cpos, self.version, os.getpid()))
@@ -239,6 +245,8 @@ class PullWriter:
             return self.only_party
         key = (str(item.get("country_code") or "").upper(), str(item.get("party_id") or "").upper())
         cpo = self.parties.get(key)
+        if cpo is None and self.adopt is not None and key not in self.parties:
+            cpo = self.parties[key] = self.adopt(*key)  # None is remembered too: asked once per pull
         if cpo is None:
             self.tally.reasons[f"party {key[0]}*{key[1]} is not a CPO party of this peer"] += 1
         return cpo

@@ -17,6 +17,7 @@ from ocpi.client import OcpiClient, PeerError
 from ocpi.handshake import (
     Credentials, Discovery, Party, credentials_read, credentials_url, is_our_party, our_credentials, peer_discover,
 )
+from ocpi.hub import client_status, peer_status_record
 from ocpi.models import OutboxEntry, Peer, PeerParty
 from ocpi.transport import CLIENT_API_ERROR, CLIENT_ERROR, INVALID_PARAMETERS, OcpiError
 
@@ -187,6 +188,7 @@ def _peer_connect(*, peer_id: int, state: str, credentials: Credentials, discove
     peer = Peer.objects.select_for_update().get(pk=peer_id)
     if peer.state != state:  # a concurrent exchange finished first
         raise _not_allowed("Already registered" if peer.state == Peer.State.CONNECTED else "Not registered")
+    before = client_status(peer)
     _parties_sync(peer=peer, parties=credentials.parties)
     peer.state = Peer.State.CONNECTED
     peer.token_a_digest = ""
@@ -194,15 +196,19 @@ def _peer_connect(*, peer_id: int, state: str, credentials: Credentials, discove
     peer.token_out = secret_encrypt(credentials.token)
     peer.version, peer.versions_url, peer.endpoints = discovery.version, credentials.url, discovery.endpoints
     peer.roles = [party.as_role() for party in credentials.parties]
+    peer.offline_since = None  # it has just answered us
     peer.save()
+    peer_status_record(peer=peer, before=before)
     return peer
 
 
 def _peer_suspend(peer: Peer) -> Peer:
+    before = client_status(peer)
     peer.state = Peer.State.SUSPENDED
     peer.token_a_digest = peer.token_in_digest = peer.token_out = ""
     peer.save()
     OutboxEntry.objects.filter(peer=peer, delivered_at__isnull=True).delete()
+    peer_status_record(peer=peer, before=before)
     return peer
 
 
@@ -211,10 +217,49 @@ def _parties_sync(*, peer: Peer, parties: tuple[Party, ...]) -> None:
     for party in parties:
         row, _ = PeerParty.objects.update_or_create(
             peer=peer, role=party.role, country_code=party.country_code, party_id=party.party_id,
-            defaults={"cpo": _party_cpo(peer=peer, party=party)},
+            defaults={"cpo": _party_cpo(peer=peer, party=party), "via_hub": False},
         )
         kept.append(row.pk)
-    peer.parties.exclude(pk__in=kept).delete()
+    # Parties behind a hub are reported by its HubClientInfo, not by its credentials: they stay.
+    peer.parties.exclude(pk__in=kept).filter(via_hub=False).delete()
+
+
+def peer_party_behind_hub(*, peer: Peer, role: str, country_code: str, party_id: str, status: str = "",
+                          last_updated=None) -> tuple[PeerParty, bool]:
+    """A party behind a hub peer, as its HubClientInfo reports it or as it first writes for it (a hub
+    names only itself in its credentials): (the PeerParty, whether it was created). A CPO party gets its
+    catalogue tenant by the rules of a credentials exchange (`_party_cpo`): one that is ours, or
+    another peer's or a portal CPO's, is refused with 2001. A report older than the stored one changes nothing."""
+    country_code, party_id, role = country_code.upper(), party_id.upper(), role.upper()
+    row = PeerParty.objects.select_related("cpo").filter(peer=peer, role=role, country_code=country_code,
+                                                         party_id=party_id).first()
+    created = row is None
+    if created:
+        party = Party(role=role, country_code=country_code, party_id=party_id, name=f"{country_code}*{party_id}")
+        if role == "CPO" and is_our_party(party):
+            raise OcpiError(f"Party {country_code}*{party_id} is this platform's own", status_code=INVALID_PARAMETERS)
+        try:
+            with transaction.atomic():  # a tenant made for it goes with the row, or not at all
+                cpo = _party_cpo(peer=peer, party=party)
+                row = PeerParty.objects.create(peer=peer, role=role, country_code=country_code, party_id=party_id,
+                                               cpo=cpo, via_hub=True, status=status, last_updated=last_updated)
+        except IntegrityError:  # the same report arrived twice at once
+            return PeerParty.objects.select_related("cpo").get(
+                peer=peer, role=role, country_code=country_code, party_id=party_id), False
+        return row, True
+    if status and (last_updated is None or row.last_updated is None or last_updated >= row.last_updated):
+        row.status, row.last_updated = status, last_updated or row.last_updated
+        row.save(update_fields=["status", "last_updated"])
+    return row, False
+
+
+def hub_party_cpo(peer: Peer, country_code: str, party_id: str) -> Cpo | None:
+    """The tenant a hub peer writes CPO `country_code`/`party_id` in (peer_party_behind_hub), None when it
+    may not."""
+    try:
+        return peer_party_behind_hub(peer=peer, role="CPO", country_code=country_code, party_id=party_id)[0].cpo
+    except OcpiError:
+        return None
 
 
 def _party_cpo(*, peer: Peer, party: Party) -> Cpo | None:

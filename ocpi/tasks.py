@@ -41,3 +41,10 @@ def pull_peer(peer_id: int, full: bool = False) -> dict | None:
 def pull_due() -> None:
     for peer_id in pull.pull_due():
         pull_peer.delay(peer_id)
+
+
+@shared_task(name="ocpi.peers_check", ignore_result=True)
+def peers_check() -> None:
+    from ocpi.liveness import peers_check as check
+
+    check()

@@ -4,6 +4,7 @@ from django.urls import path
 
 from ocpi import credentials, versions
 from ocpi import webhooks
+from ocpi.modules.hubclientinfo.routes import urlpatterns as hubclientinfo_urlpatterns
 from ocpi.modules.locations.routes import urlpatterns as locations_urlpatterns
 from ocpi.transport import V211, V221
 
@@ -16,6 +17,8 @@ urlpatterns = [
     path("ocpi/2.1.1/credentials", credentials.CredentialsView.as_view(version=V211), name="ocpi-211-credentials"),
     # locations (ocpi/modules/locations/)
     *locations_urlpatterns,
+    # hubclientinfo (ocpi/modules/hubclientinfo/)
+    *hubclientinfo_urlpatterns,
     # webhooks (ocpi/webhooks.py)
     path("ocpi/cpo/api/v1/webhook/locations/<str:country_code>/<str:party_id>",
          webhooks.LocationsWebhookView.as_view(), name="webhook-locations"),

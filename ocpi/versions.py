@@ -1,5 +1,6 @@
 """Versions (version_information_endpoint.asciidoc): which OCPI versions we speak, and our endpoints in each."""
 
+from django.conf import settings
 from django.urls import reverse
 
 from ocpi.transport import V211, V221, VERSIONS, OcpiError, OcpiView, envelope, public_url
@@ -12,6 +13,9 @@ ENDPOINTS = {
         ("credentials", "SENDER", "ocpi-221-credentials"),
         ("locations", "SENDER", "ocpi-221-cpo-locations"),
         ("locations", "RECEIVER", "ocpi-221-emsp-locations"),
+        # One URL, both roles (ocpi/modules/hubclientinfo/views.py); the SENDER as a hub only.
+        ("hubclientinfo", "SENDER", "ocpi-221-hubclientinfo"),
+        ("hubclientinfo", "RECEIVER", "ocpi-221-hubclientinfo"),
     ],
     V211: [
         ("credentials", None, "ocpi-211-credentials"),
@@ -23,6 +27,8 @@ ENDPOINTS = {
 def version_details(version: str) -> dict:
     endpoints = []
     for identifier, role, name in ENDPOINTS[version]:
+        if (identifier, role) == ("hubclientinfo", "SENDER") and not settings.EVHUB_OCPI_HUB:
+            continue
         endpoint = {"identifier": identifier, "url": public_url(reverse(name))}
         if role is not None:
             endpoint["role"] = role

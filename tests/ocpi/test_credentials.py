@@ -43,12 +43,20 @@ def status(response) -> tuple[int, int]:
 
 @pytest.mark.django_db
 class TestRegistrationWithUs:
-    def test_get_with_token_a_answers_our_credentials(self, client, invited_peer, settings):
+    def test_get_with_token_a_answers_our_credentials_as_a_hub(self, client, invited_peer, settings):
         body = ocpi_get(client, URL_221, invited_peer.token_a).json()
         assert body["status_code"] == 1000
         data = body["data"]
         assert data["token"] == invited_peer.token_a
         assert data["url"] == f"{settings.PUBLIC_BASE_URL}/ocpi/versions"
+        # credentials.asciidoc: a Hub SHALL only report itself as role HUB
+        assert data["roles"] == [
+            {"role": "HUB", "party_id": settings.EVHUB_PARTY_ID, "country_code": settings.EVHUB_COUNTRY_CODE,
+             "business_details": {"name": settings.EVHUB_BUSINESS_NAME}}]
+
+    def test_a_plain_platform_answers_roles_cpo_and_emsp(self, client, invited_peer, settings):
+        settings.EVHUB_OCPI_HUB = False
+        data = ocpi_get(client, URL_221, invited_peer.token_a).json()["data"]
         assert data["roles"] == [
             {"role": role, "party_id": settings.EVHUB_PARTY_ID, "country_code": settings.EVHUB_COUNTRY_CODE,
              "business_details": {"name": settings.EVHUB_BUSINESS_NAME}} for role in ("CPO", "EMSP")]
@@ -64,7 +72,7 @@ class TestRegistrationWithUs:
         response = ocpi_post(client, URL_221, invited_peer.token_a, credentials_221(fake_platform))
         assert status(response) == (200, 1000)
         token_c = response.json()["data"]["token"]
-        assert token_c != invited_peer.token_a and response.json()["data"]["roles"][0]["role"] == "CPO"
+        assert token_c != invited_peer.token_a and response.json()["data"]["roles"][0]["role"] == "HUB"
 
         peer = Peer.objects.get(pk=invited_peer.pk)
         assert peer.state == Peer.State.CONNECTED and peer.version == V221
@@ -382,7 +390,7 @@ def test_the_handshake_with_itself_rotation_and_unregistration(itself, live_serv
     assert token_matches(secret_decrypt(us.token_out), them.token_in_digest)
     assert token_matches(secret_decrypt(them.token_out), us.token_in_digest)
     assert ({(p.role, p.cpo_id) for p in us.parties.all()} == {(p.role, p.cpo_id) for p in them.parties.all()}
-            == {("CPO", None), ("EMSP", None)})  # our own party: never a peer's tenant
+            == {("HUB", None)})  # a hub reports itself only; our own party is never a peer's tenant
 
     old_us, old_them = Peer.objects.get(pk=us.pk), Peer.objects.get(pk=them.pk)
     us = peer_credentials_rotate(peer=us)
@@ -408,16 +416,28 @@ def test_registering_twice_with_the_same_platform_is_refused(itself):
 
 
 @pytest.mark.django_db
-def test_our_credentials_name_every_party_whose_locations_we_send(client, invited_peer, alpha, bravo, settings):
+@pytest.mark.parametrize("hub", [False, True], ids=["plain", "hub"])
+def test_our_credentials_name_every_party_whose_locations_we_send(client, invited_peer, alpha, bravo, settings, hub):
+    """A plain platform names every CPO it sends; a hub none but itself (HubClientInfo reports them), even
+    once a party of another connected peer is published."""
     from locations.models import Location
-    from locations.services import location_upsert
+    from locations.services import cpo_create, location_upsert
 
     from tests.conftest import location_payload
 
+    settings.EVHUB_OCPI_HUB = hub
     location_upsert(cpo=alpha, data=location_payload(alpha))
     Location.objects.filter(cpo=alpha).update(moderation="PUBLISHED")
     location_upsert(cpo=bravo, data=location_payload(bravo))  # pending: not sent, so not named
+    other = Peer.objects.create(name="Another CPO platform", state=Peer.State.CONNECTED)
+    foreign = cpo_create(country_code="NL", party_id="IOC", owner_name="NL IOC")[0]
+    PeerParty.objects.create(peer=other, role="CPO", country_code="NL", party_id="IOC", cpo=foreign)
+    location_upsert(cpo=foreign, data=location_payload(foreign, "IOC-1"))
+    Location.objects.filter(cpo=foreign).update(moderation="PUBLISHED")
     response = ocpi_get(client, URL_221, invited_peer.token_a)
     parties = {(role["role"], role["country_code"], role["party_id"]) for role in response.json()["data"]["roles"]}
     ours = (settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID)
-    assert parties == {("CPO", *ours), ("EMSP", *ours), ("CPO", "DE", "ALP")}
+    if hub:
+        assert parties == {("HUB", *ours)}
+    else:
+        assert parties == {("CPO", *ours), ("EMSP", *ours), ("CPO", "DE", "ALP"), ("CPO", "NL", "IOC")}

@@ -11,6 +11,8 @@ change of a published location (mod_locations, receiver PUT); connected CPOs' lo
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.db import connection
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ from locations.enums import Moderation
 from locations.models import Location
 from ocpi import outbox
 from ocpi.client import OcpiClient
+from ocpi.hub import peer_is_hub
 from ocpi.models import OutboxEntry, Peer, PeerParty
 from ocpi.registry import Module, register
 from ocpi.transport import V211
@@ -123,10 +126,13 @@ def send(client: OcpiClient, url: str, entry: OutboxEntry, obj: tuple[Location, 
 def pull_writer(peer: Peer):
     """The writer of a pull's pages: the peer's CPO parties (linked to a catalogue tenant) only."""
     from ocpi.pull_writer import PullWriter
+    from ocpi.services import hub_party_cpo
 
     parties = {(party.country_code.upper(), party.party_id.upper()): party.cpo
                for party in peer.parties.select_related("cpo") if party.cpo_id and party.role.upper() == "CPO"}
-    return PullWriter(parties, peer.version)
+    # A hub names only itself: the parties behind it are taken on first sight (ocpi.services.hub_party_cpo).
+    adopt = partial(hub_party_cpo, peer) if peer_is_hub(peer) else None
+    return PullWriter(parties, peer.version, adopt=adopt)
 
 
 register(Module(identifier=MODULE, receiver_url=receiver_url, load=load, send=send, sender_url=sender_url,

@@ -92,10 +92,10 @@ class LocationsReceiverView(OcpiView):
     # --- scope ---------------------------------------------------------------------------------------
 
     def _party(self, country_code: str, party_id: str) -> Cpo:
+        cpo = self.caller.cpo_party(country_code, party_id)  # a hub's parties behind it too
+        if cpo is not None:
+            return cpo
         parties = self.caller.cpo_parties()
-        for cpo in parties:
-            if (cpo.country_code.upper(), cpo.party_id.upper()) == (country_code.upper(), party_id.upper()):
-                return cpo
         yours = ", ".join(f"{cpo.country_code}/{cpo.party_id}" for cpo in parties) or "none"
         raise OcpiError(f"{country_code[:2]}/{party_id[:3]} is not a CPO party of your credentials (yours: {yours}); "
                         "objects are addressed under the party that owns them", status_code=CLIENT_ERROR,
