@@ -22,7 +22,9 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
-from django.db.models import Q
+from django.db import connections
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.utils.dateparse import parse_datetime
 
 from ocpi.status import INVALID_PARAMETERS, OcpiError
@@ -72,15 +74,23 @@ def page_keys(queryset, page: Page, *, time_field: str = "last_updated") -> tupl
     and whether another page follows: one query on the index of that order."""
     rows = queryset.select_related(None).prefetch_related(None).values_list(time_field, "pk")
     if page.after is not None:
-        moment, pk = page.after
-        # The redundant `>=` lets the planner start the index scan at the key (it does not derive a
-        # bound from the OR); the OR then skips the rows of that same moment up to the key.
-        rows = rows.filter(**{f"{time_field}__gte": moment}).filter(
-            Q(**{f"{time_field}__gt": moment}) | Q(**{time_field: moment, "pk__gt": pk}))[:page.limit + 1]
+        rows = rows.filter(_after(queryset, time_field, page.after))[:page.limit + 1]
     else:
         rows = rows[page.offset:page.offset + page.limit + 1]
     keys = list(rows)
     return keys[:page.limit], len(keys) > page.limit
+
+
+def _after(queryset, time_field: str, key: tuple[datetime, int]) -> RawSQL:
+    """`(time, pk) > key` as a row comparison: the index of the order seeks to the key. (Written with an
+    OR, `time > t OR (time = t AND pk > id)`, the scan reads every row of the key's moment before it, and
+    a catalogue loaded in one go has hundreds of thousands in one second.) PostgreSQL and SQLite >= 3.15."""
+    connection = connections[queryset.db]
+    quote, meta = connection.ops.quote_name, queryset.model._meta
+    table = quote(meta.db_table)
+    sql = f"({table}.{quote(meta.get_field(time_field).column)}, {table}.{quote(meta.pk.column)}) > (%s, %s)"
+    moment, pk = key
+    return RawSQL(sql, (connection.ops.adapt_datetimefield_value(moment), pk), output_field=BooleanField())
 
 
 def page_total(queryset, page: Page) -> int:
