@@ -41,10 +41,14 @@ demo: migrate
 
 # The demo may connect to another hub on this machine (two `make run`s on two ports): loopback allowed.
 run: export EVHUB_OCPI_ALLOWED_NETWORKS ?= 127.0.0.0/8,::1/128
+# Every process gives out the web's address (honcho gives each its own PORT), and `manage.py ocpi_invite`
+# in another shell reads it from var/ (config/public_url.py).
+run: export EVHUB_BASE_URL ?= http://127.0.0.1:$(PORT)
 # GraphiQL completes queries from the schema: introspection on for the demo (off by default elsewhere).
 run: export EVHUB_GRAPHQL_INTROSPECTION ?= true
 run: demo
 	$(PY) manage.py collectstatic --noinput -v0
+	@mkdir -p "$${EVHUB_VAR_DIR:-var}" && echo "$$EVHUB_BASE_URL" > "$${EVHUB_VAR_DIR:-var}/base_url"
 	@echo "Starting web + worker + beat + simulated cars on http://127.0.0.1:$(PORT)  (Ctrl-C stops them all)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat simulator
 

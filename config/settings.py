@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from config.public_url import public_base_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -29,7 +31,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
-PUBLIC_BASE_URL = env.str("EVHUB_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}")
+PUBLIC_BASE_URL = public_base_url(environ=env.ENVIRON, var_dir=VAR_DIR)  # config/public_url.py says how
 
 INSTALLED_APPS = [
     "django.contrib.admin",
