@@ -5,6 +5,9 @@ COPY loader of bench/bench_graphql.py, serves it with gunicorn (2 sync workers) 
 
 - GET /ocpi/2.2.1/cpo/locations?offset=..&limit=100 by a connected eMSP: sequential latency, p50/p95, at
   random offsets over the whole list and on the first page; target p50 <= 60 ms;
+- pages at any depth: at offsets 0, N/2 and 0.99 N (500,000 and 990,000 of 1,000,000), p50/p95 and the ratio
+  to the first page, reached (a) by the Link's keyset cursor, (b) by a client-built offset that continues
+  a page we served (cached anchor) and (c) by a cold client-built offset (OFFSET and count, linear);
 - PUT /ocpi/2.2.1/emsp/locations/DE/PSH/{id} of a location with 2 EVSEs (2 connectors each) by a
   connected CPO, from concurrent clients: throughput of creates (new ids) and of replacements (the same
   ids, a newer last_updated and another status); target >= 300 PUTs/s;
@@ -60,6 +63,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--profile", type=int, default=200, help="PUTs profiled in-process (0: skip)")
+    parser.add_argument("--deep-gets", type=int, default=30, help="GETs per depth and way of paging")
+    parser.add_argument("--only-pages", action="store_true", help="measure the pages at depth only")
     return parser.parse_args()
 
 
@@ -136,6 +141,44 @@ def get_pages(port: int, offsets: list[int], warmup: int = 20) -> dict:
     return {"n": len(latencies), "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
             "mean": statistics.fmean(latencies), "kb": statistics.fmean(sizes) / 1024,
             "per_page": statistics.fmean(counts)}
+
+
+def _link_query(headers: dict) -> str | None:
+    link = headers.get("Link") or headers.get("link")
+    if not link:
+        return None
+    return link[link.index("?"):link.index(">")]
+
+
+def timed(client: Client, path: str, gets: int, warmup: int = 3) -> dict:
+    latencies = []
+    for i in range(gets + warmup):
+        ms, status, data, _ = client.request("GET", path, EMSP_TOKEN)
+        if status != 200 or len(json.loads(data)["data"]) == 0:
+            raise SystemExit(f"GET {path[:120]}: {status} {data[:300]!r}")
+        if i >= warmup:
+            latencies.append(ms)
+    return {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)}
+
+
+def deep_pages(port: int, count: int, gets: int) -> list[tuple[str, dict]]:
+    """Pages of 100 at offsets 0, N/2, 0.99 N: by cursor, by an anchored offset, by a cold offset."""
+    from django.core.cache import cache
+
+    client = Client(port)
+    cache.clear()  # no anchors: the cold offsets are OFFSETs
+    results = [("first page (offset 0, counts)", timed(client, f"{LIST}?limit=100", gets))]
+    for depth in (count // 2, count * 99 // 100):
+        cold = timed(client, f"{LIST}?offset={depth}&limit=100", gets)
+        # The cursor of that depth, as a peer gets it: the Link of the page before (one OFFSET, once).
+        _, status, data, headers = client.request("GET", f"{LIST}?offset={depth - 100}&limit=100", EMSP_TOKEN)
+        query = _link_query(headers)
+        assert status == 200 and query and f"offset={depth}&" in query, (status, headers)
+        cursor = timed(client, f"{LIST}{query}", gets)
+        anchored = timed(client, f"{LIST}?offset={depth}&limit=100", gets)
+        results += [(f"offset {depth:,} by cursor", cursor), (f"offset {depth:,} by offset, anchored", anchored),
+                    (f"offset {depth:,} by offset, cold", cold)]
+    return results
 
 
 def put_load(port: int, threads: int, duration: float, ids: callable, expect: int) -> dict:
@@ -272,6 +315,14 @@ def main() -> None:
         log = Path(os.environ["EVHUB_VAR_DIR"]) / "gunicorn-bench-ocpi.log"
         proc, port = start_gunicorn(dict(os.environ), args.workers, log)
         print(f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port}")
+        deep = deep_pages(port, count, args.deep_gets)
+        first_p50 = deep[0][1]["p50"]
+        print(f"\n=== pages of 100 at depth, {count:,} locations ({args.deep_gets} GETs each, sequential) ===")
+        for label, result in deep:
+            print(f"{label:<42} p50 {result['p50']:7.1f} / p95 {result['p95']:7.1f} ms   "
+                  f"x{result['p50'] / first_p50:.2f} of the first page")
+        if args.only_pages:
+            return
         rng = random.Random(7)
         pages = max(1, count // 100)
         anywhere = get_pages(port, [rng.randrange(pages) * 100 for _ in range(args.gets + 20)])
