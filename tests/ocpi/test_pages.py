@@ -69,6 +69,7 @@ def crawl(caller, **params) -> tuple[list[str], list]:
     return [i for response in responses for i in ids(response)], responses
 
 
+@pytest.mark.smoke  # the keyset condition is a row comparison, in each engine's SQL
 def test_following_the_link_gives_every_location_once_in_order(alpha, emsp_peer):
     names = series(alpha, 11)
     seen, responses = crawl(emsp_peer, limit=3)
@@ -78,6 +79,7 @@ def test_following_the_link_gives_every_location_once_in_order(alpha, emsp_peer)
     assert [link(r)["offset"] for r in responses[:-1]] == ["3", "6", "9"]
 
 
+@pytest.mark.smoke
 def test_rows_of_one_moment_are_told_apart_by_id(alpha, emsp_peer):
     names = series(alpha, 7, same_minute=True)
     assert crawl(emsp_peer, limit=2)[0] == names
@@ -115,6 +117,7 @@ def test_a_cursor_that_is_not_ours_is_2001(alpha, emsp_peer, bravo_peer):
     assert ids(emsp_peer.get(URL, **following)) == ["S02", "S03"]
 
 
+@pytest.mark.smoke
 def test_a_client_built_offset_still_works(alpha, emsp_peer):
     series(alpha, 7)
     cache.clear()  # no page served before: the offset is an OFFSET
