@@ -280,3 +280,42 @@ def test_a_stopped_peer_goes_offline_and_back_and_the_others_hear_of_it(evhub_se
     finally:
         evhub_servers.discard(listener)
         evhub_servers.discard(watched)
+
+
+# --- a plain platform connected to a hub (both real evhubs) --------------------------------------------------
+
+@pytest.mark.e2e
+def test_a_plain_platform_registers_with_a_hub_and_takes_its_pushes(evhub_servers):
+    """The hub (DE*DMO, demo data, a worker) names only itself; the plain eMSP still takes the locations it
+    pushes for the party behind it, and hears from it when another party goes offline."""
+    from tests.ocpi.peer_server import demo_peer
+    from tests.ocpi.test_e2e_two_servers import WEBHOOK, wait_for, webhook
+
+    hub = demo_peer(evhub_servers, "cinfo-hub")
+    plain = evhub_servers.create("cinfo-plain", party=("NL", "PLN"), extra_env={"EVHUB_OCPI_HUB": "False"})
+    try:
+        demo = hub.demo_credentials()
+        out = plain.manage("ocpi_register", "--name", "hub", "--", demo["ocpi_peer"]["versions_url"],
+                           demo["ocpi_peer"]["token_a"])
+        assert "Registered" in out, out
+        assert plain.shell("from ocpi.models import Peer\n"
+                           "print(json.dumps([r['role'] for r in Peer.objects.get(name='hub').roles]))") == ["HUB"]
+        assert sorted(hub.shell("from ocpi.models import PeerParty\nprint(json.dumps([p.role for p in "
+                                "PeerParty.objects.filter(country_code='NL', party_id='PLN')]))")) == ["CPO", "EMSP"]
+
+        assert webhook(hub, demo, "locations", {"locations": [WEBHOOK]}).status_code == 200
+        arrived = wait_for(lambda: plain.shell(
+            "from locations.models import Location\n"
+            "loc = Location.objects.filter(name='E2E Ladepark').select_related('cpo').first()\n"
+            "print(json.dumps(loc and [loc.cpo.country_code, loc.cpo.party_id, "
+            "[(p.peer.name, p.via_hub) for p in loc.cpo.ocpi_parties.all()]]))"), what="the location the hub pushed")
+        assert arrived == ["DE", "DMO", [["hub", True]]]
+
+        hub.admit(name="other", token=token_new(), parties=[("CPO", "FR", "OTH")])
+        hub.shell("from ocpi.liveness import peer_online_set\nfrom ocpi.models import Peer\n"
+                  "print(json.dumps(peer_online_set(peer=Peer.objects.get(name='other'), online=False)))")
+        reported = wait_for(lambda: _parties_from_hub(plain).get(("FR", "OTH", "CPO")), what="the ClientInfo")
+        assert reported == ["OFFLINE", True]
+    finally:
+        evhub_servers.discard(hub)
+        evhub_servers.discard(plain)
