@@ -22,10 +22,10 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from ocpi.transport import V211
+from ocpi.status import V211
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ class PeerError(Exception):
 
 class AddressRefused(PeerError):
     pass
+
+
+class PeerTimeout(PeerError):
+    """The peer took the request but gave no answer within OCPI_READ_TIMEOUT (a hub answers 4002)."""
 
 
 def address_allowed(address: str) -> bool:
@@ -153,11 +157,11 @@ class _GuardedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
 
 
-def _session() -> requests.Session:
+def _session(retries: int) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # no proxy from the environment: the guard must see the real peer
-    retry = Retry(total=settings.OCPI_RETRIES, connect=settings.OCPI_RETRIES, read=settings.OCPI_RETRIES,
-                  status=settings.OCPI_RETRIES, backoff_factor=0.5, status_forcelist=(502, 503, 504),
+    retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=0.5,
+                  status_forcelist=(502, 503, 504),
                   allowed_methods=frozenset({"GET", "PUT", "DELETE"}), raise_on_status=False,
                   respect_retry_after_header=True)
     adapter = _GuardedAdapter(max_retries=retry)
@@ -182,32 +186,47 @@ class Reply:
 
 
 class OcpiClient:
-    """Calls one peer with one token. `version` decides the token's form: base64 for 2.2.1, plain for 2.1.1."""
+    """Calls one peer with one token. `version` decides the token's form: base64 for 2.2.1, plain for 2.1.1.
 
-    def __init__(self, *, token: str | None, version: str, to_party: tuple[str, str] | None = None):
-        self.token, self.version, self.to_party = token, version, to_party
-        self.session = _session()
+    Routing headers (2.2.1): OCPI-from-* is `from_party` (the party a request is sent for: a hub that
+    forwards a request, or sends a party's object, names that party), else our own party; OCPI-to-* is
+    `to_party`. Both can be given per request too. `retries`: OCPI_RETRIES unless given (a hub forwarding
+    a request makes one attempt: its caller retries, and would time out while the hub retried).
+    """
 
-    def headers(self, *, routed: bool) -> dict:
+    def __init__(self, *, token: str | None, version: str, to_party: tuple[str, str] | None = None,
+                 from_party: tuple[str, str] | None = None, retries: int | None = None):
+        self.token, self.version, self.to_party, self.from_party = token, version, to_party, from_party
+        self.session = _session(settings.OCPI_RETRIES if retries is None else retries)
+
+    def headers(self, *, routed: bool, from_party: tuple[str, str] | None = None,
+                to_party: tuple[str, str] | None = None, correlation_id: str | None = None) -> dict:
         headers = {"Accept": "application/json", "X-Request-ID": str(uuid.uuid4()),
-                   "X-Correlation-ID": str(uuid.uuid4())}
+                   "X-Correlation-ID": correlation_id or str(uuid.uuid4())}
         if self.token:
             token = self.token if self.version == V211 else base64.b64encode(self.token.encode()).decode()
             headers["Authorization"] = f"Token {token}"
         if routed and self.version != V211:
-            headers["OCPI-from-country-code"] = settings.EVHUB_COUNTRY_CODE
-            headers["OCPI-from-party-id"] = settings.EVHUB_PARTY_ID
-            if self.to_party:
-                headers["OCPI-to-country-code"], headers["OCPI-to-party-id"] = self.to_party
+            from_party = from_party or self.from_party or (settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID)
+            headers["OCPI-from-country-code"], headers["OCPI-from-party-id"] = from_party
+            to_party = to_party or self.to_party
+            if to_party:
+                headers["OCPI-to-country-code"], headers["OCPI-to-party-id"] = to_party
         return headers
 
-    def request(self, method: str, url: str, *, json=None, params: dict | None = None,
-                routed: bool = True) -> Reply:
+    def request(self, method: str, url: str, *, json=None, params: dict | None = None, routed: bool = True,
+                content: bytes | None = None, from_party: tuple[str, str] | None = None,
+                to_party: tuple[str, str] | None = None, correlation_id: str | None = None) -> Reply:
+        """`content`: a JSON body already encoded (a forwarded request's, sent as received)."""
         if urlsplit(url).scheme not in ("http", "https"):
             raise PeerError(f"Not an http(s) URL: {url[:200]!r}")
+        headers = self.headers(routed=routed, from_party=from_party, to_party=to_party,
+                               correlation_id=correlation_id)
+        if content is not None:
+            headers["Content-Type"] = "application/json"
         try:
             response = self.session.request(
-                method, url, json=json, params=params, headers=self.headers(routed=routed),
+                method, url, json=json, data=content, params=params, headers=headers,
                 timeout=(settings.OCPI_CONNECT_TIMEOUT, settings.OCPI_READ_TIMEOUT),
             )
         except AddressRefused:
@@ -220,6 +239,9 @@ class OcpiClient:
                                                                  isinstance(cause.args[0], Exception) else None)
             if isinstance(cause, AddressRefused):
                 raise AddressRefused(str(cause)) from None
+            if _read_timed_out(exc):
+                raise PeerTimeout(f"{method} {url}: ReadTimeout: no answer within "
+                                  f"{settings.OCPI_READ_TIMEOUT:g} s") from None
             raise PeerError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
         try:
             # orjson: a page of 1,000 locations parses in a third of the time of json (requests' .json()).
@@ -248,3 +270,21 @@ class OcpiClient:
 
     def delete(self, url: str, **kwargs) -> Reply:
         return self.request("DELETE", url, **kwargs)
+
+
+def _read_timed_out(exc: BaseException) -> bool:
+    """Whether the connection was made but the answer did not come in time. requests raises ReadTimeout, or,
+    once urllib3's retries are spent, a ConnectionError around a MaxRetryError whose reason is the timeout."""
+    seen, todo = set(), [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, (requests.ReadTimeout, ReadTimeoutError)):
+            return True
+        if isinstance(error, ConnectTimeoutError):
+            return False
+        linked = [error.__cause__, error.__context__, getattr(error, "reason", None), *getattr(error, "args", ())]
+        todo += [item for item in linked if isinstance(item, BaseException)]
+    return False

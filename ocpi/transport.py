@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from locations.json_input import JsonRejected, json_loads
 from ocpi.auth import Caller, caller_authenticate, header_token, token_candidates
+from ocpi.routing import Route, route_caller, route_forward, route_headers, route_target
 from ocpi.status import (
     CLIENT_API_ERROR, CLIENT_ERROR, INVALID_PARAMETERS, NO_MATCHING_ENDPOINTS, NOT_ENOUGH_INFORMATION, SERVER_ERROR,
     SUCCESS, UNKNOWN_LOCATION, UNKNOWN_TOKEN, UNSUPPORTED_VERSION, V211, V221, VERSIONS, OcpiError, ocpi_timestamp,
@@ -88,8 +89,10 @@ class OcpiView(View):
 
     version: str = V221
     module: str = ""
+    interface: str = ""  # "SENDER" / "RECEIVER": where a request for a party behind another peer is forwarded
     routed: bool = True
     allow_token_a: bool = False
+    route: Route | None = None  # ocpi.routing: the caller's party, and who answers (a tenant's `cpo`, or a peer)
 
     @classmethod
     def as_view(cls, **initkwargs):
@@ -101,7 +104,14 @@ class OcpiView(View):
             if request.method.lower() not in self.http_method_names or not hasattr(self, request.method.lower()):
                 raise OcpiError(f"Method {request.method} is not allowed on this endpoint", http_status=405)
             self.caller = caller_authenticate(request, allow_token_a=self.allow_token_a)
-            response = super().dispatch(request, *args, **kwargs)
+            if self.routed:
+                self.route = route_caller(request=request, caller=self.caller)
+                route_target(request=request, route=self.route, caller=self.caller, version=self.version,
+                             module=self.module, interface=self.interface)
+            if self.route is not None and self.route.peer is not None:
+                response = route_forward(request=request, route=self.route, module=self.module)
+            else:
+                response = super().dispatch(request, *args, **kwargs)
         except OcpiError as error:
             response = envelope(error.data, status_code=error.status_code, message=error.message,
                                 http_status=error.http_status, headers=error.headers)
@@ -111,23 +121,11 @@ class OcpiView(View):
             logger.exception("OCPI %s %s failed", request.method, request.path)
             response = envelope(status_code=SERVER_ERROR, message="Internal server error", http_status=500)
         if self.routed:
-            self._routing_headers(request, response)
+            route_headers(response=response, route=self.route)
         return response
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         raise OcpiError(f"Method {request.method} is not allowed on this endpoint", http_status=405)
-
-    @staticmethod
-    def _routing_headers(request, response) -> None:
-        """Answer to whoever asked (their OCPI-from-* become our OCPI-to-*), from the party they addressed."""
-        asked_to = (request.headers.get("OCPI-to-country-code"), request.headers.get("OCPI-to-party-id"))
-        asked_from = (request.headers.get("OCPI-from-country-code"), request.headers.get("OCPI-from-party-id"))
-        ours = (settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID)
-        country, party = asked_to if all(asked_to) else ours
-        response["OCPI-from-country-code"], response["OCPI-from-party-id"] = _header_safe(country), _header_safe(party)
-        if all(asked_from):
-            response["OCPI-to-country-code"] = _header_safe(asked_from[0])
-            response["OCPI-to-party-id"] = _header_safe(asked_from[1])
 
 
 def json_body(request) -> dict:
@@ -149,10 +147,6 @@ def public_url(path: str) -> str:
 # --- request ids ----------------------------------------------------------------------------------------
 
 _HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,100}")
-
-
-def _header_safe(value: str) -> str:
-    return value if value and _HEADER_VALUE.fullmatch(value) else "-"
 
 
 def ocpi_headers_middleware(get_response):

@@ -194,21 +194,29 @@ def test_ids_are_echoed_on_errors_too_and_made_when_missing(client):
 
 @tiny
 def test_routing_headers_answer_whoever_asked(client, connected_peer, settings):
+    ours = (settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID)
     response = ocpi_get(client, "/ocpi/2.2.1/tiny", connected_peer.token,
-                        HTTP_OCPI_FROM_COUNTRY_CODE="NL", HTTP_OCPI_FROM_PARTY_ID="EXA",
-                        HTTP_OCPI_TO_COUNTRY_CODE="DE", HTTP_OCPI_TO_PARTY_ID="ALP")
-    assert (response["OCPI-from-country-code"], response["OCPI-from-party-id"]) == ("DE", "ALP")
-    assert (response["OCPI-to-country-code"], response["OCPI-to-party-id"]) == ("NL", "EXA")
+                        HTTP_OCPI_FROM_COUNTRY_CODE="de", HTTP_OCPI_FROM_PARTY_ID="alp",
+                        HTTP_OCPI_TO_COUNTRY_CODE=ours[0], HTTP_OCPI_TO_PARTY_ID=ours[1])
+    assert_envelope(response, 200, 1000)
+    assert (response["OCPI-from-country-code"], response["OCPI-from-party-id"]) == ours
+    assert (response["OCPI-to-country-code"], response["OCPI-to-party-id"]) == ("DE", "ALP")
+    # No OCPI-from: the caller's only party is whom we answer.
     response = ocpi_get(client, "/ocpi/2.2.1/tiny", connected_peer.token)
-    assert (response["OCPI-from-country-code"], response["OCPI-from-party-id"]) == (settings.EVHUB_COUNTRY_CODE,
-                                                                                    settings.EVHUB_PARTY_ID)
-    assert not response.has_header("OCPI-to-party-id")
+    assert (response["OCPI-from-country-code"], response["OCPI-from-party-id"]) == ours
+    assert (response["OCPI-to-country-code"], response["OCPI-to-party-id"]) == ("DE", "ALP")
+    # Two parties and no OCPI-from: we cannot tell which one asks, and say none.
+    PeerParty.objects.create(peer=connected_peer, role="EMSP", country_code="NL", party_id="EXA")
+    response = ocpi_get(client, "/ocpi/2.2.1/tiny", connected_peer.token)
+    assert response.status_code == 200 and not response.has_header("OCPI-to-party-id")
 
 
 @tiny
-def test_routing_headers_are_on_errors_but_not_on_configuration_modules(client, connected_peer):
+def test_routing_headers_are_on_errors_but_not_on_configuration_modules(client, connected_peer, settings):
+    # Before the token is known nothing the caller says about itself is checked, so nothing is echoed.
     response = client.get("/ocpi/2.2.1/tiny", HTTP_OCPI_FROM_COUNTRY_CODE="NL", HTTP_OCPI_FROM_PARTY_ID="EXA")
-    assert response.status_code == 401 and response["OCPI-to-party-id"] == "EXA"
+    assert response.status_code == 401 and not response.has_header("OCPI-to-party-id")
+    assert response["OCPI-from-party-id"] == settings.EVHUB_PARTY_ID
     for url in (VERSIONS, "/ocpi/2.2.1", CREDENTIALS):
         response = ocpi_get(client, url, connected_peer.token, HTTP_OCPI_FROM_COUNTRY_CODE="NL",
                             HTTP_OCPI_FROM_PARTY_ID="EXA")
@@ -268,11 +276,13 @@ def test_garbage_headers_never_500(client, connected_peer, headers):
 
 
 @tiny
-def test_garbage_routing_headers_are_not_echoed(client, connected_peer):
+def test_garbage_routing_headers_are_refused_not_echoed(client, connected_peer, settings):
     response = ocpi_get(client, "/ocpi/2.2.1/tiny", connected_peer.token, HTTP_OCPI_FROM_COUNTRY_CODE="\xff\r\n",
                         HTTP_OCPI_FROM_PARTY_ID="x" * 1000, HTTP_OCPI_TO_COUNTRY_CODE="D E", HTTP_OCPI_TO_PARTY_ID="é")
-    assert response.status_code == 200
-    assert response["OCPI-to-country-code"] == "-" and response["OCPI-to-party-id"] == "-"
+    assert_envelope(response, 400, 2001)
+    # Answered to the caller's only party, as we know it, never to what it sent.
+    assert (response["OCPI-to-country-code"], response["OCPI-to-party-id"]) == ("DE", "ALP")
+    assert response["OCPI-from-party-id"] == settings.EVHUB_PARTY_ID
 
 
 def test_posts_need_no_csrf_token(connected_peer):

@@ -26,6 +26,7 @@ class LocationsReceiverRootView(OcpiView):
     """The bare module URL (what version details list) and partial party paths: no object named."""
 
     module = "locations"
+    interface = "RECEIVER"
 
     def get(self, request, **kwargs):
         raise OcpiError("The Locations receiver has no list: use {url}/{country_code}/{party_id}/{location_id}"
@@ -36,6 +37,7 @@ class LocationsReceiverRootView(OcpiView):
 
 class LocationsReceiverView(OcpiView):
     module = "locations"
+    interface = "RECEIVER"
 
     def get(self, request, country_code, party_id, location_id, evse_uid=None, connector_id=None):
         cpo = self._party(country_code, party_id)

@@ -8,8 +8,6 @@ out there. The list is ordered by (last_updated, id) and paginated as transport_
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from locations.memory import gc_paused
 from locations.selectors import location_rows_ocpi, locations_ocpi
 from ocpi.modules.locations.objects import V211, location_json
@@ -20,6 +18,7 @@ from ocpi.transport import (CLIENT_ERROR, EncodedList, OcpiError, OcpiView, enve
 
 class LocationsSenderView(OcpiView):
     module = "locations"
+    interface = "SENDER"
 
     def get(self, request, location_id: str | None = None, evse_uid: str | None = None,
             connector_id: str | None = None):
@@ -36,10 +35,12 @@ class LocationsSenderView(OcpiView):
         return self.caller.kind == "CPO"
 
     def _visible(self, **filters):
+        party = self.route.cpo if self.route is not None else None  # OCPI-to-* named this CPO of ours
         if self._own_objects:
-            return locations_ocpi(cpos=[self.caller.cpo], published_only=False, **filters)
-        return locations_ocpi(exclude_cpos=self.caller.cpo_parties(), publish_flag_only=self.version == V211,
-                              **filters)
+            cpos = [self.caller.cpo] if party is None or party.pk == self.caller.cpo.pk else []
+            return locations_ocpi(cpos=cpos, published_only=False, **filters)
+        return locations_ocpi(cpos=None if party is None else [party], exclude_cpos=self.caller.cpo_parties(),
+                              publish_flag_only=self.version == V211, **filters)
 
     def _list(self, request):
         # Keyset pages (ocpi.paging): the page's keys from the order's covering index, the total counted
@@ -68,12 +69,9 @@ class LocationsSenderView(OcpiView):
         return EncodedList(json_text(location_json(row, version=self.version)) for row in rows)
 
     def _location(self, request, location_id: str):
-        """Location ids are unique per CPO only: the OCPI-to-* routing headers name the CPO where two share one."""
-        locations = self._visible().filter(ocpi_id=location_id)
-        to = (request.headers.get("OCPI-to-country-code", ""), request.headers.get("OCPI-to-party-id", ""))
-        if all(to) and (to[0].upper(), to[1].upper()) != (settings.EVHUB_COUNTRY_CODE, settings.EVHUB_PARTY_ID):
-            locations = locations.filter(cpo__country_code__iexact=to[0], cpo__party_id__iexact=to[1])
-        found = list(locations[:2])
+        """Location ids are unique per CPO only: the OCPI-to-* routing headers name the CPO where two share one
+        (ocpi.routing has resolved them: `_visible` keeps that CPO's only)."""
+        found = list(self._visible().filter(ocpi_id=location_id)[:2])
         if not found:
             raise unknown(f"location {location_id!r}")
         if len(found) > 1:
