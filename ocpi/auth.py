@@ -39,18 +39,19 @@ class Caller:
             self.parties = list(self.peer.parties.select_related("cpo").order_by("pk"))
         return [party.cpo for party in self.parties if party.cpo_id]
 
-    def cpo_party(self, country_code: str, party_id: str) -> Cpo | None:
+    def cpo_party(self, country_code: str, party_id: str, *, adopt: bool = True) -> Cpo | None:
         """The catalogue tenant the caller writes as CPO `country_code`/`party_id`, or None when it may not.
 
         A hub names only itself in its credentials (credentials.asciidoc), so a peer whose roles include
         HUB may write for any party behind it: one its HubClientInfo reported, or, on first sight, one
         that is neither ours nor anyone else's (another peer's, a portal CPO's); that party is then
-        recorded as the hub's (PeerParty via_hub) with a tenant of its own (ocpi.services)."""
+        recorded as the hub's (PeerParty via_hub) with a tenant of its own (ocpi.services); not on a read
+        (`adopt=False`): a GET creates nothing."""
         key = (country_code.upper(), party_id.upper())
         for cpo in self.cpo_parties():
             if (cpo.country_code.upper(), cpo.party_id.upper()) == key:
                 return cpo
-        if self.kind != "PEER" or not peer_is_hub(self.peer) or not _PARTY.fullmatch("".join(key)):
+        if not adopt or self.kind != "PEER" or not peer_is_hub(self.peer) or not _PARTY.fullmatch("".join(key)):
             return None
         from ocpi.services import peer_party_behind_hub
 

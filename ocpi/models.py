@@ -84,7 +84,7 @@ class OutboxEntry(models.Model):
     `object_pk` is the domain's row, for loading a batch at once. The payload is the object as it is when
     delivered, so several pending entries of one object go out once.
 
-    Delivered in id order per object (ocpi/push.py). A transient failure backs off; a permanent refusal
+    Delivered in id order per object (ocpi/outbox.py). A transient failure backs off; a permanent refusal
     (4xx, or an OCPI 2xxx) parks the entry with its reason (`parked_at`, `last_error`) and the peer's other
     objects flow on; the next change of that object is tried again.
     """

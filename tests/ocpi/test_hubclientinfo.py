@@ -160,6 +160,8 @@ def test_a_hub_never_gets_a_party_of_another_peer_or_a_portal_cpo(client, connec
 def test_a_hub_writes_locations_of_a_party_behind_it_on_first_sight(client, connected_peer):
     hub, other = _hub(), _peer("not a hub", [("CPO", "NL", "NOT")])
     behind = Cpo(country_code="NL", party_id="BHD")
+    response = ocpi_get(client, "/ocpi/2.2.1/emsp/locations/NL/BHD/LOC-B", hub.token)
+    assert response.status_code == 404 and not Cpo.objects.filter(party_id="BHD").exists()  # a read creates nothing
     response = ocpi_put(client, "/ocpi/2.2.1/emsp/locations/NL/BHD/LOC-B", hub.token, location_payload(behind, "LOC-B"))
     assert response.status_code == 201, response.json()
     party = PeerParty.objects.get(peer=hub, country_code="NL", party_id="BHD")

@@ -40,7 +40,7 @@ class LocationsReceiverView(OcpiView):
     interface = "RECEIVER"
 
     def get(self, request, country_code, party_id, location_id, evse_uid=None, connector_id=None):
-        cpo = self._party(country_code, party_id)
+        cpo = self._party(country_code, party_id, adopt=False)
         location_id = object_id(location_id, "location_id")
         location = locations_ocpi(cpos=[cpo], published_only=False).filter(ocpi_id=location_id).first()
         if location is None:
@@ -93,8 +93,8 @@ class LocationsReceiverView(OcpiView):
 
     # --- scope ---------------------------------------------------------------------------------------
 
-    def _party(self, country_code: str, party_id: str) -> Cpo:
-        cpo = self.caller.cpo_party(country_code, party_id)  # a hub's parties behind it too
+    def _party(self, country_code: str, party_id: str, *, adopt: bool = True) -> Cpo:
+        cpo = self.caller.cpo_party(country_code, party_id, adopt=adopt)  # a hub's parties behind it too
         if cpo is not None:
             return cpo
         parties = self.caller.cpo_parties()
