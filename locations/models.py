@@ -95,7 +95,7 @@ class Cpo(models.Model):
 class Location(models.Model):
     cpo = models.ForeignKey(Cpo, on_delete=models.PROTECT, related_name="locations",
                             db_index=False)  # location_unique_per_cpo (cpo, ocpi_id) serves it
-    ocpi_id = models.CharField("OCPI id", max_length=36)
+    ocpi_id = models.CharField("OCPI id", max_length=39)  # 2.2.1: CiString(36); 2.1.1: string(39)
     publish = models.BooleanField(default=True, help_text="OCPI: the CPO allows publishing it in apps.")
     publish_allowed_to = models.JSONField(default=list, blank=True)
     moderation = models.CharField(max_length=12, choices=Moderation.choices, default=Moderation.PENDING)
@@ -167,7 +167,7 @@ class Location(models.Model):
 class Evse(models.Model):
     location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="evses",
                                  db_index=False)  # evse_unique_per_location (location, uid) serves it
-    uid = models.CharField(max_length=36)
+    uid = models.CharField(max_length=39)  # 2.2.1: CiString(36); 2.1.1: string(39)
     evse_id = models.CharField(max_length=48, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.UNKNOWN)
     status_schedule = models.JSONField(default=list, blank=True)

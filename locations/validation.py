@@ -506,6 +506,7 @@ def _hhmm(raw: Any) -> str:
 # are taken one by one around them.
 
 _ID = text(36, ci=True, allow_empty=False)
+_ID_211 = text(39, ci=True, allow_empty=False)  # 2.1.1's Location.id and EVSE.uid: string(39)
 _TARIFF_ID = text(36, ci=True)
 CONNECTOR_HEAD = (
     spec("id", _ID, required=True, to="connector_id"),
@@ -591,8 +592,7 @@ def _portal_connector_code(raw: str, standard: str | None) -> str | None:
     return standard
 
 
-EVSE_HEAD = (
-    spec("uid", _ID, required=True),
+EVSE_HEAD_FIELDS = (
     spec("evse_id", text(48, ci=True), default=""),
     spec("status", choice(STATUSES), required=True),
     spec("status_schedule", list_of(STATUS_SCHEDULE), default=NEW_LIST),
@@ -605,6 +605,8 @@ EVSE_HEAD = (
     spec("parking_restrictions", choices(PARKING_RESTRICTIONS), default=NEW_LIST),
     spec("images", list_of(IMAGE), default=NEW_LIST),
 )
+EVSE_HEAD = {version: (spec("uid", _ID_211 if version == V211 else _ID, required=True), *EVSE_HEAD_FIELDS)
+             for version in (V211, V221)}
 EVSE_TAIL = (  # portal contract extensions
     *(spec(name, text(size), default="") for name, size in (
         ("serial_number", 64), ("meter_type", 64), ("current_ws_connection_id", 128), ("server_id", 128))),
@@ -619,7 +621,7 @@ def clean_evse(data: Any, *, path: str = "", version: str = V221, partial: bool 
         own_errors[path or "evse"] = "must be an object"
         return _finish({}, own_errors, errors)
     c = Checker(data, path, own_errors, partial)
-    c.take_all(EVSE_HEAD)
+    c.take_all(EVSE_HEAD[V211 if version == V211 else V221])
     coordinates = c.take("coordinates", geolocation)
     if coordinates is not MISSING:
         c.out.pop("coordinates")
@@ -660,7 +662,7 @@ LOCATION_HEAD = {
     V211: (
         spec("country_code", text(2, ci=True)),
         spec("party_id", text(3, ci=True)),
-        spec("id", _ID, required=True, to="ocpi_id"),
+        spec("id", _ID_211, required=True, to="ocpi_id"),
         spec("type", choice(frozenset({*LOCATION_TYPE_211, "OTHER", "UNKNOWN"})), to="parking_type"),
         spec("publish", boolean, default=True),
     ),

@@ -19,11 +19,12 @@ class PeerPartyInline(admin.TabularInline):
 
 @admin.register(Peer)
 class PeerAdmin(admin.ModelAdmin):
-    list_display = ["name", "state", "version", "versions_url", "last_pull_at", "date_created"]
+    list_display = ["name", "state", "version", "v211_role", "versions_url", "last_pull_at", "date_created"]
     list_filter = ["state", "version"]
     search_fields = ["name", "versions_url", "parties__party_id"]
-    fields = ["name", "state", "version", "versions_url", "endpoints", "roles", "last_pull_at", "date_created",
-              "date_modified"]
+    # v211_role: editable, the role a 2.1.1 peer plays (its credentials carry none); read at its next exchange.
+    fields = ["name", "state", "version", "v211_role", "versions_url", "endpoints", "roles", "last_pull_at",
+              "date_created", "date_modified"]
     readonly_fields = ["state", "version", "versions_url", "endpoints", "roles", "last_pull_at", "date_created",
                        "date_modified"]
     inlines = [PeerPartyInline]

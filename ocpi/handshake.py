@@ -147,11 +147,11 @@ def _roles(data: dict) -> tuple[Party, ...]:
     return tuple(parties)
 
 
-def credentials_read(*, version: str, data) -> Credentials:
+def credentials_read(*, version: str, data, peer: Peer | None = None) -> Credentials:
     """A peer's credentials object, or a 2001 error naming the field that is wrong.
 
-    2.1.1 has one party and no role; it is taken as a CPO (the role 2.1.1 peers connect to a hub for:
-    their locations, pulled; an eMSP that is taken for one only gets an empty catalogue tenant).
+    2.1.1 has one party and no role: its role is the one chosen on our side for the peer (`v211_role`,
+    at the invitation or registration); CPO without a peer.
     """
     if not isinstance(data, dict):
         raise _invalid("(body)", "must be a credentials object")
@@ -161,7 +161,8 @@ def credentials_read(*, version: str, data) -> Credentials:
     url = _string(data, "url")
     if not re.match(r"https?://[^/\s]+", url) or len(url) > 255:
         raise _invalid("url", "must be the absolute http(s) URL of the versions endpoint, up to 255 characters")
-    parties = (_party(data, role="CPO", where=""),) if version == V211 else _roles(data)
+    v211_role = peer.v211_role if peer is not None else "CPO"
+    parties = (_party(data, role=v211_role, where=""),) if version == V211 else _roles(data)
     return Credentials(token=token, url=url, parties=parties)
 
 

@@ -25,10 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def peer_invite(*, name: str) -> tuple[Peer, str]:
-    """Issue a token A for a platform that will register with us; returned once, stored as a digest."""
+def peer_invite(*, name: str, v211_role: str = "CPO") -> tuple[Peer, str]:
+    """Issue a token A for a platform that will register with us; returned once, stored as a digest.
+    `v211_role`: the role it plays should it speak 2.1.1 (whose credentials carry none)."""
     token_a = token_new()
-    peer = Peer.objects.create(name=name[:100], token_a_digest=token_digest(token_a))
+    peer = Peer.objects.create(name=name[:100], token_a_digest=token_digest(token_a), v211_role=v211_role)
     return peer, token_a
 
 
@@ -59,7 +60,7 @@ def peer_credentials_update(*, peer: Peer, version: str, data) -> tuple[Peer, st
 
 def _credentials_take(*, peer: Peer, version: str, data) -> tuple[Peer, str]:
     """Read the platform's credentials object and endpoints, then store them with a new token for it."""
-    credentials = credentials_read(version=version, data=data)
+    credentials = credentials_read(version=version, data=data, peer=peer)
     discovery = peer_discover(versions_url=credentials.url, token=credentials.token, version=version)
     token_c = token_new()
     peer = _peer_connect(peer_id=peer.pk, state=peer.state, credentials=credentials, discovery=discovery,
@@ -79,7 +80,7 @@ def peer_credentials_delete(*, peer: Peer) -> Peer:
 
 # --- outbound: we register with a platform ----------------------------------------------------------------
 
-def peer_register(*, versions_url: str, token_a: str, name: str) -> Peer:
+def peer_register(*, versions_url: str, token_a: str, name: str, v211_role: str = "CPO") -> Peer:
     """Register with a platform that gave us its versions URL and a token A (we are the Sender).
 
     Not atomic as a whole: the platform reads our versions with token B while it answers our POST, so
@@ -90,7 +91,8 @@ def peer_register(*, versions_url: str, token_a: str, name: str) -> Peer:
         raise OcpiError(f"Already connected to {versions_url}: rotate its credentials instead", status_code=CLIENT_ERROR)
     discovery = peer_discover(versions_url=versions_url, token=token_a)
     token_b = token_new()
-    peer = Peer.objects.create(name=name[:100], versions_url=versions_url, token_a_digest=token_digest(token_b))
+    peer = Peer.objects.create(name=name[:100], versions_url=versions_url, token_a_digest=token_digest(token_b),
+                               v211_role=v211_role)
     try:
         credentials = _credentials_send(method="POST", discovery=discovery, token=token_a, token_ours=token_b,
                                         peer=peer)
@@ -160,7 +162,7 @@ def _credentials_send(*, method: str, discovery: Discovery, token: str, token_ou
         raise OcpiError(f"{method} of our credentials to {url[:200]} was refused: HTTP {reply.http_status}, "
                         f"status_code {reply.status_code}: {reply.status_message[:300]}", status_code=CLIENT_API_ERROR)
     try:
-        return credentials_read(version=discovery.version, data=reply.data)
+        return credentials_read(version=discovery.version, data=reply.data, peer=peer)
     except OcpiError as exc:
         raise OcpiError(f"The credentials {url[:200]} answered: {exc.message}", status_code=CLIENT_API_ERROR) from None
 

@@ -191,11 +191,14 @@ class EvhubServer:
     def admit(self, *, name: str, token: str, parties: list[tuple[str, str, str]]) -> int:
         """A connected peer on this server that calls it with `token`, representing `parties`
         [(role, country_code, party_id)]; a CPO party gets (or keeps) its catalogue tenant here.
-        The credentials handshake's result, without the handshake (tests of push and pull)."""
+        The credentials handshake's result, without the handshake (tests of push and pull); in 2.1.1 it
+        plays CPO when it has a CPO party, else eMSP (Peer.v211_role, as `ocpi_invite --role` sets it)."""
+        v211_role = "CPO" if any(role == "CPO" for role, _, _ in parties) else "EMSP"
         return self.shell(
             "from locations.models import Cpo\nfrom locations.services import cpo_create\n"
             "from locations.tokens import token_digest\nfrom ocpi.models import Peer, PeerParty\n"
-            f"peer = Peer.objects.create(name={name!r}, state='CONNECTED', token_in_digest=token_digest({token!r}))\n"
+            f"peer = Peer.objects.create(name={name!r}, state='CONNECTED', token_in_digest=token_digest({token!r}), "
+            f"v211_role={v211_role!r})\n"
             f"for role, cc, pid in {parties!r}:\n"
             "    cpo = None\n"
             "    if role == 'CPO':\n"

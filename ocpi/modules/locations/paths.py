@@ -5,15 +5,20 @@ from __future__ import annotations
 import re
 
 from ocpi.modules.locations.objects import connector_ocpi, evse_ocpi, location_ocpi
-from ocpi.transport import INVALID_PARAMETERS, UNKNOWN_LOCATION, OcpiError
+from ocpi.transport import INVALID_PARAMETERS, UNKNOWN_LOCATION, V211, V221, OcpiError
 
-_CI_STRING = re.compile(r"[\x20-\x7e]{1,36}")
+_CI_STRING = re.compile(r"[\x20-\x7e]{1,39}")
+# mod_locations 2.1.1: location_id and evse_uid are string(39); 2.2.1 has CiString(36) for every id.
+_LENGTHS_211 = {"location_id": 39, "evse_uid": 39}
 
 
-def object_id(value: str, name: str, *, length: int = 36) -> str:
-    """A Location/EVSE/Connector id from the URL: OCPI CiString(36), printable ASCII."""
+def object_id(value: str, name: str, *, version: str = V221, length: int | None = None) -> str:
+    """A Location/EVSE/Connector id from the URL: printable ASCII, as long as `version` allows `name`."""
+    if length is None:
+        length = _LENGTHS_211.get(name, 36) if version == V211 else 36
     if not _CI_STRING.fullmatch(value) or len(value) > length:
-        raise OcpiError(f"{name} {value[:60]!r} must be an OCPI CiString({length}): printable ASCII only, "
+        kind = "string" if length == 39 else "CiString"
+        raise OcpiError(f"{name} {value[:60]!r} must be an OCPI {kind}({length}): printable ASCII only, "
                         f"1 to {length} characters", status_code=INVALID_PARAMETERS)
     return value
 
@@ -27,7 +32,7 @@ def object_below(location, *, version: str, evse_uid: str | None, connector_id: 
     """The OCPI JSON of the location, or of the EVSE / connector the URL names below it (2003 if none)."""
     if evse_uid is None:
         return location_ocpi(location, version=version, published_only=published_only)
-    uid = object_id(evse_uid, "evse_uid")
+    uid = object_id(evse_uid, "evse_uid", version=version)
     evse = next((e for e in location.evses.all() if e.uid == uid), None)
     data = evse_ocpi(evse, version=version) if evse is not None else None
     if data is None:

@@ -41,7 +41,7 @@ class LocationsReceiverView(OcpiView):
 
     def get(self, request, country_code, party_id, location_id, evse_uid=None, connector_id=None):
         cpo = self._party(country_code, party_id, adopt=False)
-        location_id = object_id(location_id, "location_id")
+        location_id = object_id(location_id, "location_id", version=self.version)
         location = locations_ocpi(cpos=[cpo], published_only=False).filter(ocpi_id=location_id).first()
         if location is None:
             raise unknown(f"location {location_id!r} of {cpo.country_code}/{cpo.party_id}")
@@ -51,17 +51,17 @@ class LocationsReceiverView(OcpiView):
     def put(self, request, country_code, party_id, location_id, evse_uid=None, connector_id=None):
         cpo = self._party(country_code, party_id)
         data = json_body(request)
-        location_id = object_id(location_id, "location_id")
+        location_id = object_id(location_id, "location_id", version=self.version)
         if evse_uid is None:
             _same_id(data, "id", location_id, "location_id")
             result = _write("Location", services.location_upsert, cpo=cpo, data=data, version=self.version)
         elif connector_id is None:
             location = _location(cpo, location_id)
-            uid = object_id(evse_uid, "evse_uid")
+            uid = object_id(evse_uid, "evse_uid", version=self.version)
             _same_id(data, "uid", uid, "evse_uid")
             result = _write("EVSE", services.evse_upsert, location=location, data=data, version=self.version)
         else:
-            evse = _evse(cpo, location_id, object_id(evse_uid, "evse_uid"))
+            evse = _evse(cpo, location_id, object_id(evse_uid, "evse_uid", version=self.version))
             wanted = object_id(connector_id, "connector_id")
             _same_id(data, "id", wanted, "connector_id")
             result = _write("Connector", services.connector_upsert, evse=evse, data=data, version=self.version)
@@ -70,17 +70,17 @@ class LocationsReceiverView(OcpiView):
     def patch(self, request, country_code, party_id, location_id, evse_uid=None, connector_id=None):
         cpo = self._party(country_code, party_id)
         data = json_body(request)
-        location_id = object_id(location_id, "location_id")
+        location_id = object_id(location_id, "location_id", version=self.version)
         if evse_uid is None:
             _same_id(data, "id", location_id, "location_id")
             location = _location(cpo, location_id)
             result = _write("Location", services.location_patch, location=location, data=data, version=self.version)
         elif connector_id is None:
-            evse = _evse(cpo, location_id, object_id(evse_uid, "evse_uid"))
+            evse = _evse(cpo, location_id, object_id(evse_uid, "evse_uid", version=self.version))
             _same_id(data, "uid", evse.uid, "evse_uid")
             result = _write("EVSE", services.evse_patch, evse=evse, data=data, version=self.version)
         else:
-            evse = _evse(cpo, location_id, object_id(evse_uid, "evse_uid"))
+            evse = _evse(cpo, location_id, object_id(evse_uid, "evse_uid", version=self.version))
             wanted = object_id(connector_id, "connector_id")
             connector = Connector.objects.select_related("evse__location__cpo").filter(
                 evse=evse, connector_id=wanted).first()

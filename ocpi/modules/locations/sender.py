@@ -24,7 +24,7 @@ class LocationsSenderView(OcpiView):
             connector_id: str | None = None):
         if location_id is None:
             return self._list(request)
-        location = self._location(request, object_id(location_id, "location_id"))
+        location = self._location(request, object_id(location_id, "location_id", version=self.version))
         return envelope(object_below(location, version=self.version, evse_uid=evse_uid, connector_id=connector_id,
                                      published_only=not self._own_objects))
 
