@@ -127,3 +127,26 @@ def test_the_ingestion_path_takes_39_characters_from_211_only():
     with pytest.raises(InvalidPayload) as invalid:
         clean_location(as_221, version=V221)
     assert {"id", "evses[0].uid"} <= set(invalid.value.errors)
+
+
+def test_ocpi_register_role_makes_the_211_platform_an_emsp(fake_platform):
+    their = {"token": "their-C", "url": f"{fake_platform.url}/versions", "party_id": "OLD", "country_code": "NL",
+             "business_details": {"name": "Old eMSP"}}
+    fake_platform.serve_versions((V211,), credentials_answer=their)
+    out = io.StringIO()
+    call_command("ocpi_register", f"{fake_platform.url}/versions", "token-A", "--name", "Old eMSP", "--role", "EMSP",
+                 stdout=out)
+    peer = Peer.objects.get(name="Old eMSP")
+    assert (peer.version, peer.v211_role) == (V211, "EMSP")
+    assert [(party.role, party.party_id, party.cpo_id) for party in peer.parties.all()] == [("EMSP", "OLD", None)]
+    assert "EMSP  NL*OLD" in out.getvalue()
+
+
+def test_the_admin_shows_and_edits_the_211_role(client, invited_peer):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_superuser(username="op", password="pw", email="op@x.org"))
+    page = client.get(f"/admin/ocpi/peer/{invited_peer.pk}/change/").content.decode()
+    assert re.search(r'<select name="v211_role"[^>]*>', page)
+    assert re.search(r'<option value="CPO" selected>', page)
+    assert "v211_role" in client.get("/admin/ocpi/peer/").content.decode()  # a column of the list
