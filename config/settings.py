@@ -142,7 +142,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "config.tasks.heartbeat", "schedule": timedelta(minutes=1)},
-    # OCPI push retries (ocpi/push.py) and pulls of connected CPOs (ocpi/pull.py).
+    # OCPI push retries (ocpi/outbox.py) and pulls of connected CPOs (ocpi/pull.py).
     "ocpi.push_due": {"task": "ocpi.push_due", "schedule": timedelta(minutes=1)},
     # Cars due for a poll (vehicles/sync.py); each car's own next_poll_at decides, this only looks.
     "vehicles.dispatch_due": {"task": "vehicles.dispatch_due",

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 class PeerError(Exception):
     """A call to a peer that gave no usable OCPI answer (refused address, network, timeout, not OCPI)."""
 
+    http_status: int | None = None  # set when the peer did answer, with something that is no OCPI envelope
+
 
 class AddressRefused(PeerError):
     pass
@@ -247,9 +249,13 @@ class OcpiClient:
             # orjson: a page of 1,000 locations parses in a third of the time of json (requests' .json()).
             body = orjson.loads(response.content)
         except ValueError:  # orjson.JSONDecodeError is one; so are bodies that are not UTF-8
-            raise PeerError(f"{method} {url}: HTTP {response.status_code}, the answer is not JSON") from None
+            body = ValueError
         if not isinstance(body, dict):
-            raise PeerError(f"{method} {url}: HTTP {response.status_code}, the answer is not an OCPI envelope")
+            # The status still tells a refusal (4xx) from an outage (5xx): the outbox parks on one, retries the other.
+            error = PeerError(f"{method} {url}: HTTP {response.status_code}, the answer is not "
+                              f"{'JSON' if body is ValueError else 'an OCPI envelope'}")
+            error.http_status = response.status_code
+            raise error
         status_code = body.get("status_code")
         return Reply(http_status=response.status_code,
                      status_code=status_code if isinstance(status_code, int) else None,

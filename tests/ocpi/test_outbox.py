@@ -257,3 +257,14 @@ def test_outbox_announce_writes_for_the_module_receivers_and_delivers_through_th
         outbox.outbox_announce(module="notes", keys=[("NLD", "EMS", "N1", 1)])
     with pytest.raises(ValueError):
         outbox.outbox_announce(module="no such module", keys=[])
+
+
+@pytest.mark.parametrize("http_status, parked", [(422, True), (404, True), (502, False), (503, False)])
+def test_an_answer_that_is_no_envelope_is_judged_by_its_http_status(emsp, alpha_pub, http_status, parked):
+    """A framework's own error page (HTML, plain text): a 4xx refuses the object for good, a 5xx is an outage."""
+    emsp.refuse["PAGE"] = (http_status, b"<html><body>Error</body></html>")
+    upsert(emsp, alpha_pub, "PAGE", "2024-06-01T10:00:00Z", "Page")
+    result = push(emsp)
+    entry = OutboxEntry.objects.get(object_id="PAGE")
+    assert f"HTTP {http_status}, the answer is not JSON" in entry.last_error
+    assert (entry.parked_at is not None, bool(result.failed), entry.attempts) == (parked, not parked, 0 if parked else 1)
