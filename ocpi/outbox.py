@@ -275,10 +275,12 @@ def entry_key(entry: OutboxEntry) -> tuple[str, str, str]:
 
 
 
-def object_put(client: OcpiClient, target: str, data) -> str:
-    """PUT an object to a peer and classify the answer: "" accepted, `Refused` for good, else transient."""
+def object_put(client: OcpiClient, target: str, data, **request) -> str:
+    """PUT an object to a peer and classify the answer: "" accepted, `Refused` for good, else transient.
+    `request`: passed to OcpiClient.request (`routed=False` for a configuration module such as
+    HubClientInfo, which carries no routing headers: transport_and_format, Message Routing)."""
     try:
-        reply = client.put(target, data)
+        reply = client.put(target, data, **request)
     except PeerError as exc:
         status = getattr(exc, "http_status", None)
         return (Refused if _permanent_http(status) else str)(str(exc)[:500])

@@ -226,7 +226,9 @@ def notes_module(fake_platform):
         return {entry.object_pk: notes[entry.object_pk] for entry in entries if entry.object_pk in notes}
 
     def send(client, url, entry, obj, peer):
-        return outbox.object_put(client, f"{url}/{entry.country_code}/{entry.party_id}/{entry.object_id}", obj)
+        # Like a configuration module (HubClientInfo): no routing headers.
+        return outbox.object_put(client, f"{url}/{entry.country_code}/{entry.party_id}/{entry.object_id}", obj,
+                                 routed=False)
 
     registry.register(registry.Module(identifier="notes", receiver_url=receiver_url, load=load, send=send))
     yield notes
@@ -251,7 +253,9 @@ def test_outbox_announce_writes_for_the_module_receivers_and_delivers_through_th
         (emsp.pk, "N1"), (emsp.pk, "N2"), (emsp.pk, "N3")]
     result = push(emsp)
     assert (result.sent, result.parked, result.delivered) == (1, 1, 2)  # N3 is gone: delivered, not sent
-    assert [seen.body for seen in fake_platform.requests("PUT", "/2.2.1/notes/NL/EMS/N1")] == [{"text": "first"}]
+    (put,) = fake_platform.requests("PUT", "/2.2.1/notes/NL/EMS/N1")
+    assert put.body == {"text": "first"} and "OCPI-from-party-id" not in put.headers
+    assert put.headers["Authorization"].startswith("Token ")
     assert OutboxEntry.objects.get(object_id="N3").last_error == "deleted: not sent"
     with pytest.raises(ValueError):
         outbox.outbox_announce(module="notes", keys=[("NLD", "EMS", "N1", 1)])
