@@ -119,10 +119,19 @@ def next_link(headers: dict) -> str | None:
 
 
 def _to_party(peer: Peer) -> tuple[str, str] | None:
-    for role, country_code, party_id in peer.parties.values_list("role", "country_code", "party_id"):
-        if role.upper() == "CPO":
-            return country_code, party_id
-    return None
+    """Whom a GET All addresses (transport_and_format, GET All via Hubs): a hub's own party, so that it
+    combines every party behind it; a platform's only CPO party; of several CPO parties, the platform's own
+    (the one it also has another role for), whose answer covers all of them; else nobody (open routing).
+    Addressing the first CPO party of several would get that party's objects only."""
+    parties = list(peer.parties.filter(via_hub=False).values_list("role", "country_code", "party_id"))
+    hub = [(cc, pid) for role, cc, pid in parties if role.upper() == "HUB"]
+    if hub:
+        return hub[0]
+    cpos = [(cc, pid) for role, cc, pid in parties if role.upper() == "CPO"]
+    if len(cpos) == 1:
+        return cpos[0]
+    own = [party for party in cpos if any((cc, pid) == party for role, cc, pid in parties if role.upper() != "CPO")]
+    return own[0] if own else None
 
 
 def _fetch_pages(client: OcpiClient, url: str, params: dict, pages: queue.Queue, stop: threading.Event) -> None:

@@ -321,3 +321,26 @@ def test_a_plain_platform_registers_with_a_hub_and_takes_its_pushes(evhub_server
     finally:
         evhub_servers.discard(hub)
         evhub_servers.discard(plain)
+
+
+# --- a configuration module: no routing headers either way (transport_and_format, Message Routing) ----------
+
+def test_client_info_carries_no_routing_headers(client, fake_platform, settings):
+    from locations.tokens import secret_encrypt
+    from ocpi.liveness import peer_online_set
+    from ocpi.outbox import peer_push
+
+    listener = _peer("routing-free listener", [("EMSP", "NL", "LIS")], token_out=secret_encrypt("listener-token"),
+                     endpoints={"hubclientinfo": {"RECEIVER": f"{fake_platform.url}/hubclientinfo"}})
+    watched = _peer("watched", [("CPO", "NL", "WAT")])
+    fake_platform.answer("PUT", "/hubclientinfo/NL/WAT", {})
+    assert peer_online_set(peer=watched, online=False)
+    result = peer_push(peer=Peer.objects.get(pk=listener.pk))
+    assert result.sent == 1 and not result.failed, result
+    [put] = fake_platform.requests("PUT", "/hubclientinfo/NL/WAT")
+    assert put.body["status"] == "OFFLINE"
+    assert not [name for name in put.headers if name.lower().startswith("ocpi-")], put.headers
+
+    response = ocpi_get(client, URL, listener.token)
+    assert response.json()["status_code"] == 1000
+    assert not [name for name in response.headers if name.lower().startswith("ocpi-")], dict(response.headers)

@@ -243,3 +243,21 @@ def test_next_link_reads_rel_next_only():
     assert next_link({"link": '<http://a/x?offset=100&limit=100>; rel="next"'}) == "http://a/x?offset=100&limit=100"
     assert next_link({"Link": '<http://a/prev>; rel="prev"'}) is None
     assert next_link({}) is None
+
+
+def test_a_get_all_addresses_the_party_whose_answer_covers_every_other():
+    """transport_and_format, GET All via Hubs: a hub's own party; a platform's only CPO party; of several
+    CPO parties, the platform's own (it has another role too); else nobody (open routing)."""
+    from ocpi.models import PeerParty
+    from ocpi.pull import _to_party
+
+    def peer_with(*parties):
+        peer = Peer.objects.create(name=f"to-{len(parties)}-{token_new()[:6]}", state=Peer.State.CONNECTED)
+        for role, cc, pid, *via in parties:
+            PeerParty.objects.create(peer=peer, role=role, country_code=cc, party_id=pid, via_hub=bool(via))
+        return peer
+
+    assert _to_party(peer_with(("HUB", "NL", "HUB"), ("CPO", "DE", "BHD", "via hub"))) == ("NL", "HUB")
+    assert _to_party(peer_with(("CPO", "DE", "ONE"), ("EMSP", "DE", "MSP"))) == ("DE", "ONE")
+    assert _to_party(peer_with(("CPO", "DE", "TEN"), ("CPO", "DE", "PLT"), ("EMSP", "DE", "PLT"))) == ("DE", "PLT")
+    assert _to_party(peer_with(("CPO", "DE", "AAA"), ("CPO", "DE", "BBB"))) is None

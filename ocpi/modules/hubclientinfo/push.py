@@ -35,7 +35,8 @@ def load(entries: list[OutboxEntry], peer: Peer) -> dict[int, PeerParty]:
 
 def send(client: OcpiClient, url: str, entry: OutboxEntry, party: PeerParty, peer: Peer) -> str:
     target = f"{url.rstrip('/')}/{party.country_code}/{party.party_id}"
-    return outbox.object_put(client, target, clientinfo_json(party))
+    # No routing headers: HubClientInfo is a configuration module (transport_and_format, Message Routing).
+    return outbox.object_put(client, target, clientinfo_json(party), routed=False)
 
 
 register(Module(identifier=MODULE, receiver_url=receiver_url, load=load, send=send))

@@ -31,6 +31,8 @@ _PARTY_ID = re.compile(r"[A-Za-z0-9]{3}")
 
 class HubClientInfoView(OcpiView):
     module = "hubclientinfo"
+    # A configuration module: platform to hub, never routed (transport_and_format, Message Routing Headers).
+    routed = False
 
     def get(self, request, country_code: str | None = None, party_id: str | None = None):
         if country_code is None:
