@@ -241,6 +241,134 @@ def profile_get(count: int, pages: int) -> None:
         print(f"    {float(q['time']) * 1000:6.2f}  {str(q['sql'])[:150]}")
 
 
+def put_cpu(count: int) -> dict:
+    """In-process PUTs of new locations (Django test client, no HTTP, no profiler, no query capture):
+    CPU seconds of this process per PUT (robust on a busy machine) and wall per PUT; then, apart, the
+    SQL time and query count of a few more (capturing queries costs CPU of its own)."""
+    from django.db import connection
+    from django.test import Client as DjangoClient
+    from django.test.utils import CaptureQueriesContext
+
+    client = DjangoClient(HTTP_AUTHORIZATION=auth(CPO_TOKEN))
+    base = datetime.now(timezone.utc)
+    run = time.time_ns()
+    bodies = [(f"CPU{run}-{i}", location_body(f"CPU{run}-{i}", base)) for i in range(count + 40)]
+    for ocpi_id, body in bodies[:10]:  # warm-up: lookups cached, statements prepared
+        client.put(f"{PUT_BASE}/{ocpi_id}", body, content_type="application/json")
+    timed_bodies, captured = bodies[10:10 + count], bodies[10 + count:]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for ocpi_id, body in timed_bodies:
+        response = client.put(f"{PUT_BASE}/{ocpi_id}", body, content_type="application/json")
+        assert response.status_code == 201, response.content
+    cpu, wall = (time.process_time() - cpu) / count * 1000, (time.perf_counter() - wall) / count * 1000
+    sqls, queries = [], []
+    for ocpi_id, body in captured:
+        with CaptureQueriesContext(connection) as ctx:
+            client.put(f"{PUT_BASE}/{ocpi_id}", body, content_type="application/json")
+        sqls.append(sum(float(q["time"]) for q in ctx.captured_queries) * 1000)
+        queries.append(len(ctx.captured_queries))
+    return {"cpu": cpu, "wall": wall, "sql": statistics.fmean(sqls), "queries": statistics.fmean(queries),
+            "template": timed_bodies[0][0]}
+
+
+def put_floor(count: int, template: str) -> dict:
+    """The floor of a PUT: the same rows (the location `template` as the PUT stored it, its EVSEs,
+    connectors and lookup links) written by hand-written SQL through psycopg, one transaction per location
+    (INSERT ... RETURNING per table, prepared statements): what the database alone needs. CPU of this
+    process per location and wall per location."""
+    import psycopg
+    from django.db import connection
+
+    from locations.models import Connector, Evse, Location
+
+    params = connection.get_connection_params()
+    conninfo = {k: v for k, v in params.items() if k in ("dbname", "user", "password", "host", "port")}
+    tables = {model: model._meta.db_table for model in (Location, Evse, Connector)}
+    throughs = {model: [getattr(model, f.name).through._meta.db_table for f in model._meta.many_to_many]
+                for model in (Location, Evse)}
+    with psycopg.connect(**conninfo) as conn:
+        def rows(table: str, where: str, values: list) -> tuple[list[str], list[tuple]]:
+            cur = conn.execute(f"SELECT * FROM {table} LIMIT 0")
+            columns = [d.name for d in cur.description if d.name != "id"]
+            cur = conn.execute(f"SELECT id, {', '.join(f'{c}::text' for c in columns)} FROM {table} WHERE {where} "
+                               "ORDER BY id", values)
+            return columns, cur.fetchall()
+
+        loc_cols, (loc_row,) = rows(tables[Location], "ocpi_id = %s", [template])
+        evse_cols, evse_rows = rows(tables[Evse], "location_id = %s", [loc_row[0]])
+        con_cols, con_rows = rows(tables[Connector], "evse_id = ANY(%s)", [[r[0] for r in evse_rows]])
+        links = []  # (table, owner column, lookup column, [(owner index or 0, lookup id)])
+        for model, owners in ((Location, [loc_row]), (Evse, evse_rows)):
+            for field_, table in zip(model._meta.many_to_many, throughs[model]):
+                owner_col, lookup_col = field_.m2m_column_name(), field_.m2m_reverse_name()
+                found = conn.execute(f"SELECT {owner_col}, {lookup_col} FROM {table} WHERE {owner_col} = ANY(%s)",
+                                     [[o[0] for o in owners]]).fetchall()
+                index = {o[0]: i for i, o in enumerate(owners)}
+                if found:
+                    links.append((model, table, owner_col, lookup_col, [(index[o], lk) for o, lk in found]))
+        conn.commit()
+
+        def insert(table: str, columns: list[str], n: int) -> str:
+            marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+            return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([marks] * n)} RETURNING id"
+
+        ocpi_col = loc_cols.index("ocpi_id")
+        evse_parent, con_parent = evse_cols.index("location_id"), con_cols.index("evse_id")
+        evse_index = {r[0]: i for i, r in enumerate(evse_rows)}
+        sql_loc = insert(tables[Location], loc_cols, 1)
+        sql_evse = insert(tables[Evse], evse_cols, len(evse_rows))
+        sql_con = insert(tables[Connector], con_cols, len(con_rows))
+        run = time.time_ns()
+        cpu, wall = time.process_time(), time.perf_counter()
+        for n in range(count):
+            values = list(loc_row[1:])
+            values[ocpi_col] = f"FLOOR{run}-{n}"
+            with conn.transaction():
+                (location_id,), = conn.execute(sql_loc, values).fetchall()
+                evse_values = []
+                for row in evse_rows:
+                    row = list(row[1:])
+                    row[evse_parent] = location_id
+                    evse_values += row
+                evse_ids = [r[0] for r in conn.execute(sql_evse, evse_values).fetchall()]
+                con_values = []
+                for row in con_rows:
+                    parent = evse_ids[evse_index[int(row[1 + con_parent])]]
+                    row = list(row[1:])
+                    row[con_parent] = parent
+                    con_values += row
+                conn.execute(sql_con, con_values)
+                for model, table, owner_col, lookup_col, pairs in links:
+                    owners = [location_id] if model is Location else evse_ids
+                    conn.execute(f"INSERT INTO {table} ({owner_col}, {lookup_col}) VALUES "
+                                 + ", ".join(["(%s, %s)"] * len(pairs)),
+                                 [v for i, lookup in pairs for v in (owners[i], lookup)])
+        cpu, wall = (time.process_time() - cpu) / count * 1000, (time.perf_counter() - wall) / count * 1000
+        statements = 3 + len(links)
+    return {"cpu": cpu, "wall": wall, "statements": statements}
+
+
+def put_in_process(count: int, dataset: str) -> None:
+    """CPU and wall of a PUT in process beside its floor (the same rows by hand-written SQL), same run."""
+    from report import Report, load_average
+
+    put = put_cpu(count)
+    floor = put_floor(count, put["template"])
+    print(f"\n=== In-process PUT of a location with 2 EVSEs x 2 connectors ({count} creates; load {load_average()}) ===")
+    print(f"  {'':<30} {'CPU ms/op':>10} {'wall ms/op':>11}")
+    print(f"  {'PUT (Django test client)':<30} {put['cpu']:10.2f} {put['wall']:11.2f}   SQL {put['sql']:.2f} ms in "
+          f"{put['queries']:.0f} queries")
+    print(f"  {'floor: same rows, psycopg SQL':<30} {floor['cpu']:10.2f} {floor['wall']:11.2f}   "
+          f"{floor['statements']} statements, 1 transaction")
+    print(f"  {'ratio':<30} {put['cpu'] / floor['cpu']:9.1f}x {put['wall'] / floor['wall']:10.1f}x   "
+          f"target: CPU <= 5 ms/op {'PASS' if put['cpu'] <= 5 else 'MISS'}")
+    report = Report("bench_ocpi_locations", backend="postgresql", dataset=dataset)
+    report.add("PUT CPU in process", put["cpu"], "ms", target=("<=", 5.0), floor=floor["cpu"], cpu_ms=put["cpu"],
+               note="floor: the same rows by hand-written SQL through psycopg, one transaction (client CPU)")
+    report.add("PUT wall in process", put["wall"], "ms", floor=floor["wall"], cpu_ms=put["cpu"])
+    report.write()
+
+
 def profile_put(count: int) -> None:
     from django.db import connection
     from django.test import Client as DjangoClient
@@ -366,6 +494,7 @@ def main() -> None:
             print(f"  {label:<16} {value:8.1f} {op} {bound:g}   {'PASS' if good else 'MISS'}")
         if args.profile:
             profile_get(30, max(1, count // 100))
+            put_in_process(args.profile, f"{count:,} locations")
             profile_put(args.profile)
     finally:
         stop(proc)

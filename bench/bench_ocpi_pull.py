@@ -35,7 +35,10 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+from report import Report, load_average  # noqa: E402
+
 TARGET = 3000.0
+RECEIVER_CPU_TARGET = 0.25  # ms of the receiver's CPU per pulled location
 
 
 def parse_args() -> argparse.Namespace:
@@ -175,6 +178,27 @@ def main() -> None:
               f"{'met' if rate >= TARGET else 'NOT met'})")
         print("  CPU seconds                  " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
               + f"   (wall {elapsed:.1f} s, {os.cpu_count()} cores)")
+        floor = fetch_only(peer, web.pid)
+        per = {name: seconds / max(1, summary.received) * 1000 for name, seconds in cpu.items()}
+        floor_per = {name: seconds / max(1, floor["received"]) * 1000 for name, seconds in floor["cpu"].items()}
+        floor_rate = floor["received"] / floor["seconds"]
+        print(f"\n  per location (load {load_average()})  {'pull':>9} {'floor':>9} {'ratio':>7}   floor: the same pages "
+              "fetched and parsed alone (the receiver writes nothing)")
+        for name in per:
+            print(f"  CPU ms, {name:<22} {per[name]:9.3f} {floor_per[name]:9.3f} "
+                  f"{per[name] / floor_per[name] if floor_per[name] else float('nan'):6.1f}x")
+        print(f"  locations/s                    {rate:9.0f} {floor_rate:9.0f} {floor_rate / rate:6.1f}x   "
+              f"(receiver CPU target <= {RECEIVER_CPU_TARGET} ms: "
+              f"{'met' if per['receiver'] <= RECEIVER_CPU_TARGET else 'NOT met'})")
+        report = Report("bench_ocpi_pull", backend="postgresql", dataset=f"{args.count:,} locations")
+        report.add("pull receiver CPU per location", per["receiver"], "ms", target=("<=", RECEIVER_CPU_TARGET),
+                   floor=floor_per["receiver"], cpu_ms=per["receiver"],
+                   note="floor: the same pages fetched and parsed (orjson) by the receiver, nothing written")
+        report.add("pull throughput", rate, "loc/s", target=(">=", TARGET), floor=floor_rate, higher=True,
+                   cpu_ms=per["receiver"])
+        report.add("pull PostgreSQL CPU per location", per["postgres"], "ms", floor=floor_per["postgres"],
+                   cpu_ms=per["postgres"])
+        report.write()
         print(json.dumps({"count": args.count, "page_limit": args.page_limit, "seconds": round(elapsed, 2),
                           "locations_per_s": round(rate), **{k: v for k, v in summary.as_dict().items()
                                                               if k in ("pages", "received", "created", "rejected")}}))
@@ -190,6 +214,28 @@ def main() -> None:
             connections.close_all()
             drop(admin, sender_url)
             drop(admin, receiver_url)
+
+
+def fetch_only(peer, sender_pid: int) -> dict:
+    """The floor of a pull, measured in the same run: every page fetched again from the sender and parsed
+    (OcpiClient: requests + orjson), following the Links, nothing written. Its CPU split as the pull's."""
+    from ocpi.client import OcpiClient
+    from ocpi.pull import PAGE_LIMIT, _to_party, next_link
+    from ocpi.modules.locations.push import sender_url
+    from locations.tokens import secret_decrypt
+
+    client = OcpiClient(token=secret_decrypt(peer.token_out), version=peer.version, to_party=_to_party(peer))
+    url, params, received = sender_url(peer), {"limit": PAGE_LIMIT}, 0
+    before = cpu_split(sender_pid)
+    began = time.perf_counter()
+    while url:
+        reply = client.get(url, params=params)
+        params = None
+        received += len(reply.data)
+        url = next_link(reply.headers) if reply.data else None
+    seconds = time.perf_counter() - began
+    after = cpu_split(sender_pid)
+    return {"received": received, "seconds": seconds, "cpu": {name: after[name] - before[name] for name in after}}
 
 
 def _proc_cpu(pid: str) -> tuple[str, int, float]:
