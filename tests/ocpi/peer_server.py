@@ -112,8 +112,9 @@ class EvhubServer:
         fd = self.sock.fileno()
         with open(self.log, "ab") as out:
             self.web = subprocess.Popen(
-                [GUNICORN, "config.wsgi", "--workers", str(workers), "--bind", f"fd://{fd}",
-                 "--log-level", "warning", "--timeout", "120"],
+                # The config preloads and warms the application before forking (config/warmup.py).
+                [GUNICORN, "config.wsgi", "-c", "config/gunicorn.conf.py", "--workers", str(workers),
+                 "--bind", f"fd://{fd}", "--log-level", "warning", "--timeout", "120"],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 pass_fds=(fd,))
         deadline = time.monotonic() + 90
