@@ -16,6 +16,9 @@ then profiles the PUT in-process (cProfile, Django test client) to show where it
 
     .venv/bin/python bench/bench_ocpi_locations.py [COUNT] [--keep] [--reuse] [--concurrency 4]
                                                    [--duration 15] [--bench-db evhub_bench_ocpi]
+
+The bench database is dropped at the end unless `--keep`; `--reuse` serves the one a `--keep` left (no load)
+and keeps it again: a run never drops what it did not load (the same meaning in every bench).
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ TARGETS = [("GET page p50", "get_p50", "<=", 60.0), ("PUT throughput", "put_rps"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, default=100_000)
-    parser.add_argument("--bench-db", default=BENCH_DB)
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--bench-db", default=BENCH_DB, help=f"PostgreSQL bench database (default {BENCH_DB})")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database at the end")
+    parser.add_argument("--reuse", action="store_true",
+                        help="serve the bench database left by --keep; no load, and it is kept at the end")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--gets", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=4)
@@ -504,7 +508,7 @@ def main() -> None:
             connections.close_all()
         except Exception:  # noqa: BLE001
             pass
-        if args.keep:
+        if args.keep or args.reuse:  # --reuse never drops what it did not load (as in every bench)
             print(f"kept the bench database {where} (--reuse serves it again)")
         else:
             drop()
