@@ -17,6 +17,16 @@ The backend follows DATABASE_URL, as for the other benches of `scripts/bench.sh`
 
 `--bench-db` names the PostgreSQL bench database (default evhub_bench), so that two people sharing a
 server do not drop each other's.
+
+On PostgreSQL the same run measures the floor (issue 14): one SQL statement through psycopg, nearest first
+over the GiST index (locations 0007), EVSEs and connectors as JSON, the same points, plain and with a
+facility filter (CAFE: 7.5% of the generated locations); its answers are checked against evhub's. Every
+figure is printed beside its floor, the ratio, the CPU milliseconds per search of the gunicorn workers and
+of their PostgreSQL backends (from /proc), and the load average (bench/report.py; --json FILE).
+
+`--scale 100000,1000000,10000000` runs the whole bench once per size (each a fresh database, dropped
+after; about 3 minutes and 1.5 GB per million locations here: check `df -h` first) and prints how the
+figures grow.
 """
 
 from __future__ import annotations
@@ -42,17 +52,21 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+from report import Report, proc_cpu_seconds  # noqa: E402  (bench/ is on the path above)
+
 BENCH_DB = "evhub_bench"
 QUERY = (
     "query Near($lat: Float!, $lng: Float!) { find_ev_filter_locations(lat: $lat, lng: $lng, distance: 10, "
     "limit: 20) { id name address city postal_code country_code publish distance address_lat address_lng "
     "evses { uid status connectors { standard power_type max_electric_power } } } }"
 )
-TARGETS = {  # backend -> [(label, metric, comparison, bound)]
-    "postgresql": [("p50 latency", "p50", "<=", 15.0), ("p95 latency", "p95", "<=", 40.0),
-                   ("throughput", "rps", ">=", 150.0)],
-    "sqlite": [("p50 latency", "p50", "<=", 30.0)],
-}
+FILTER_FACILITY = "CAFE"  # the generator gives each of its 6 facilities to 7.5% of the locations
+QUERY_FILTERED = QUERY.replace("limit: 20)", f'limit: 20, facilities: ["{FILTER_FACILITY}"])')
+
+
+# Issue 14: within 2x of the floor (checked against the floor in the report's ratio column) and >= 300/s.
+TARGETS_OF = {"postgresql": {"p50": ("<=", 15.0), "p95": ("<=", 40.0), "rps": (">=", 300.0)},
+              "sqlite": {"p50": ("<=", 30.0)}}
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,6 +85,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, default=20_000, help="cap of the throughput run")
     parser.add_argument("--profile", type=int, default=100,
                         help="in-process requests to split SQL from Python time, and EXPLAIN ANALYZE (0: skip)")
+    parser.add_argument("--checks", type=int, default=60, help="points whose answers are compared with the floor's")
+    parser.add_argument("--scale", metavar="COUNTS",
+                        help="comma-separated sizes (e.g. 100000,1000000,10000000): one fresh run each, then "
+                             "how the figures grow")
+    Report.add_argument(parser)
     return parser.parse_args()
 
 
@@ -324,6 +343,150 @@ def concurrent(port: int, key: str, bodies: list[bytes], threads: int, duration:
             "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99)}
 
 
+# --- CPU per search: gunicorn's workers and their PostgreSQL backends ------------------------------------
+
+class CpuMeter:
+    """CPU seconds spent between `start()` and `per_op(n)` by gunicorn (master and workers) and by the
+    PostgreSQL backends of the bench database (their /proc entries: the server is local; Django keeps its
+    connections, CONN_MAX_AGE), per operation, in ms. Other databases' backends are not counted."""
+
+    def __init__(self, gunicorn_pid: int | None, monitor, exclude: tuple[int, ...] = ()):
+        self.gunicorn_pid, self.monitor, self.exclude = gunicorn_pid, monitor, set(exclude)
+
+    def _backends(self) -> dict[int, float]:
+        if self.monitor is None:
+            return {}
+        pids = [pid for (pid,) in self.monitor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        return {pid: proc_cpu_seconds(pid, children=False) for pid in pids if pid not in self.exclude}
+
+    def start(self) -> CpuMeter:
+        self.web = proc_cpu_seconds(self.gunicorn_pid) if self.gunicorn_pid else 0.0
+        self.pg = self._backends()
+        return self
+
+    def per_op(self, n: int) -> tuple[float, float]:
+        web = (proc_cpu_seconds(self.gunicorn_pid) - self.web) if self.gunicorn_pid else 0.0
+        pg = sum(cpu - self.pg.get(pid, 0.0) for pid, cpu in self._backends().items())
+        return web * 1000 / max(n, 1), pg * 1000 / max(n, 1)
+
+
+# --- The floor: one SQL statement through psycopg, nearest first over the GiST index ---------------------
+
+def floor_sql(filtered: bool) -> str:
+    """The search as one statement: the 20 nearest visible locations within 10 km by the GiST index of
+    locations 0007 (KNN), haversine distance, their public EVSEs and connectors as JSON text."""
+    from locations.selectors import EARTH_RADIUS_KM, GEO_POINT_SQL
+
+    point = GEO_POINT_SQL.replace('"locations_location".', "l.")
+    facility = ("AND EXISTS (SELECT 1 FROM locations_location_facilities f WHERE f.location_id = l.id "
+                "AND f.facility_id = %(facility)s)") if filtered else ""
+    return f"""
+SELECT p.id, p.name, p.address, p.city, p.postal_code, c.country_code, p.publish, p.distance, p.address_lat,
+       p.address_lng,
+       (SELECT coalesce(json_agg(json_build_object('uid', e.uid, 'status', e.status, 'connectors',
+                (SELECT coalesce(json_agg(json_build_object('standard', n.standard, 'power_type', n.power_type,
+                                                            'max_electric_power', n.max_electric_power)
+                                          ORDER BY n.id), '[]') FROM locations_connector n WHERE n.evse_id = e.id))
+                         ORDER BY e.id), '[]')
+          FROM locations_evse e WHERE e.location_id = p.id AND e.moderation = 'PUBLISHED' AND e.status <> 'REMOVED'
+       )::text AS evses
+FROM (SELECT l.id, l.name, l.address, l.city, l.postal_code, l.publish, l.address_lat, l.address_lng, l.cpo_id,
+             {2 * EARTH_RADIUS_KM!r} * asin(least(1.0, sqrt(
+                 power(sin((radians(l.address_lat) - %(phi)s) / 2), 2)
+                 + cos(%(phi)s) * cos(radians(l.address_lat)) * power(sin((radians(l.address_lng) - %(lam)s) / 2), 2))))
+             AS distance
+      FROM locations_location l
+      WHERE l.moderation = 'PUBLISHED' AND l.publish {facility}
+        AND {point} <@ cube_enlarge(cube(ARRAY[%(x)s, %(y)s, %(z)s]::float8[]), %(chord)s, 3)
+      ORDER BY {point} <-> cube(ARRAY[%(x)s, %(y)s, %(z)s]::float8[]) LIMIT 20) p
+JOIN locations_cpo c ON c.id = p.cpo_id
+WHERE p.distance <= 10
+ORDER BY p.distance, p.id"""
+
+
+def floor_params(point, facility_id: int | None) -> dict:
+    import math
+
+    from locations.selectors import chord_of_km, unit_point
+
+    x, y, z = unit_point(point.lat, point.lng)
+    return {"phi": math.radians(point.lat), "lam": math.radians(point.lng), "x": x, "y": y, "z": z,
+            "chord": chord_of_km(10.0), "facility": facility_id}
+
+
+def floor_sequential(url: str, points: list, facility_id: int | None, warmup: int, count: int) -> dict:
+    import psycopg
+
+    sql = floor_sql(facility_id is not None)
+    with psycopg.connect(url) as conn:
+        backend = conn.info.backend_pid
+        for point in points[:warmup]:
+            conn.execute(sql, floor_params(point, facility_id)).fetchall()
+        latencies = []
+        pg, cpu = proc_cpu_seconds(backend, children=False), time.process_time()
+        for i in range(count):
+            params = floor_params(points[(warmup + i) % len(points)], facility_id)
+            start = time.perf_counter()
+            conn.execute(sql, params).fetchall()
+            latencies.append((time.perf_counter() - start) * 1000)
+        client = (time.process_time() - cpu) * 1000 / count
+        pg = (proc_cpu_seconds(backend, children=False) - pg) * 1000 / count
+    return {"n": count, "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+            "mean": statistics.fmean(latencies), "client_cpu_ms": client, "pg_cpu_ms": pg}
+
+
+def floor_concurrent(url: str, points: list, threads: int, duration: float) -> dict:
+    """The floor's throughput: `threads` connections (psycopg waits for the server without the GIL)."""
+    import psycopg
+
+    sql = floor_sql(False)
+    done = [0] * threads
+    deadline = time.perf_counter() + duration
+
+    def run(n: int) -> None:
+        with psycopg.connect(url) as conn:
+            i = n * 997
+            while time.perf_counter() < deadline:
+                conn.execute(sql, floor_params(points[i % len(points)], None)).fetchall()
+                done[n] += 1
+                i += 7
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return {"n": sum(done), "rps": sum(done) / (time.perf_counter() - start)}
+
+
+def check_answers(url: str, port: int, key: str, points: list, facility_id: int, count: int) -> tuple[int, list]:
+    """Compares evhub's answers (HTTP) with the floor's for `count` points, plain and filtered:
+    ids in order, distances, each EVSE's uid and status, its connectors. Returns (checks, mismatches)."""
+    import psycopg
+
+    client = Client(port, key)
+    checks, bad = 0, []
+    with psycopg.connect(url) as conn:
+        for point in points[:count]:
+            for query, fid in ((QUERY, None), (QUERY_FILTERED, facility_id)):
+                body = json.dumps({"query": query, "variables": {"lat": point.lat, "lng": point.lng}}).encode()
+                _, status, data = client.post(body)
+                results_of(status, data)
+                ours = json.loads(data)["data"]["find_ev_filter_locations"]
+                rows = conn.execute(floor_sql(fid is not None), floor_params(point, fid)).fetchall()
+                theirs = [{"id": r[0], "distance": r[7], "evses": json.loads(r[10])} for r in rows]
+                # The API gives the distance in km to 3 decimals (metres).
+                same = [o["id"] for o in ours] == [t["id"] for t in theirs] and all(
+                    abs(o["distance"] - t["distance"]) <= 5e-4 + 1e-9 and o["evses"] == t["evses"]
+                    for o, t in zip(ours, theirs))
+                checks += 1
+                if not same:
+                    bad.append((point.lat, point.lng, fid))
+    return checks, bad
+
+
 # --- Where the time goes (in-process) --------------------------------------------------------------------
 
 def profile(key: str, bodies: list[bytes], count: int, backend: str) -> None:
@@ -379,13 +542,15 @@ def profile(key: str, bodies: list[bytes], count: int, backend: str) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.scale:
+        return scale(args)
     os.environ.setdefault("EVHUB_VAR_DIR", str(ROOT / "var" / "bench"))
     Path(os.environ["EVHUB_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
     backend, bench_url, where, drop = bench_database(args.reuse, args.bench_db)
     count = args.count or (1_000_000 if backend == "postgresql" else 100_000)
     os.environ["DATABASE_URL"] = bench_url
     os.environ["DJANGO_DEBUG"] = "0"
-    proc = None
+    proc = monitor = None
     try:
         import django
 
@@ -396,7 +561,7 @@ def main() -> None:
 
         from emsp.services import portal_client_create
         from generate import seed_stations
-        from locations.models import Location
+        from locations.models import Facility, Location
 
         seeds = seed_stations(use_shared=not args.no_shared)
         print(f"find_ev_filter_locations bench on {backend} ({where}), {os.cpu_count()} cores, "
@@ -412,45 +577,100 @@ def main() -> None:
             cursor.execute("SELECT version()" if backend == "postgresql" else "SELECT 'SQLite ' || sqlite_version()")
             version = cursor.fetchone()[0].split(" on ")[0]
         _, key = portal_client_create(name=f"bench-{time.time_ns()}")
+        facility_id = Facility.objects.get(code=FILTER_FACILITY).pk
         connection.close()
+        postgresql = backend == "postgresql"
+        psycopg_url = urlunsplit(urlsplit(bench_url)._replace(scheme="postgresql"))
+        if postgresql:
+            import psycopg
+
+            monitor = psycopg.connect(psycopg_url, autocommit=True)
 
         rng = random.Random(11)
         points = [rng.choice(seeds) for _ in range(3000)]
-        bodies = [json.dumps({"query": QUERY, "variables": {"lat": s.lat, "lng": s.lng}}).encode() for s in points]
+
+        def bodies_of(query):
+            return [json.dumps({"query": query, "variables": {"lat": p.lat, "lng": p.lng}}).encode() for p in points]
+
+        bodies, filtered_bodies = bodies_of(QUERY), bodies_of(QUERY_FILTERED)
         log = Path(os.environ["EVHUB_VAR_DIR"]) / "gunicorn-bench.log"
         proc, port = start_gunicorn(dict(os.environ), args.workers, log)
         print(f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port} (pid {proc.pid})")
+        meter = CpuMeter(proc.pid, monitor)
+        # Warm up both queries on both workers first, so that no measure pays another's first requests.
+        warm = Client(port, key)
+        for body in filtered_bodies[:args.warmup]:
+            results_of(*warm.post(body)[1:])
+        meter.start()
         seq = sequential(port, key, bodies, args.warmup, args.sequential)
+        seq["web_cpu"], seq["pg_cpu"] = meter.per_op(args.warmup + args.sequential)
+        meter.start()
+        seqf = sequential(port, key, filtered_bodies, args.warmup, args.sequential)
+        seqf["web_cpu"], seqf["pg_cpu"] = meter.per_op(args.warmup + args.sequential)
+        meter.start()
         con = concurrent(port, key, bodies, args.concurrency, args.duration, args.max_requests)
+        con["web_cpu"], con["pg_cpu"] = meter.per_op(con["n"])
+        checks, mismatches = (check_answers(psycopg_url, port, key, points, facility_id, args.checks)
+                              if postgresql and args.checks else (0, []))
         stop(proc)
         proc = None
+        floors = {}
+        if postgresql:
+            floors["plain"] = floor_sequential(psycopg_url, points, None, args.warmup, args.sequential)
+            floors["filtered"] = floor_sequential(psycopg_url, points, facility_id, args.warmup, args.sequential)
+            floors["rps"] = floor_concurrent(psycopg_url, points, args.concurrency, min(args.duration, 10.0))
 
         print("\n=== find_ev_filter_locations, 10 km, limit 20, with EVSEs + connectors ===")
         print(f"machine: {os.cpu_count()} cores {platform.machine()}, {platform.system()} {platform.release()}; "
-              f"{version}; {count:,} locations; gunicorn {args.workers} workers")
-        print(f"{'measure':<40} {'value':>12}")
-        rows = [
-            (f"sequential p50 ({seq['n']} after {args.warmup} warm-up)", f"{seq['p50']:.1f} ms"),
-            ("sequential p95", f"{seq['p95']:.1f} ms"), ("sequential p99", f"{seq['p99']:.1f} ms"),
-            ("sequential mean / max", f"{seq['mean']:.1f} / {seq['max']:.0f} ms"),
-            ("results per response (mean)", f"{seq['results']:.1f}"), ("empty responses", f"{seq['empty']}"),
-            (f"throughput, {args.concurrency} clients, {con['seconds']:.0f} s", f"{con['rps']:.1f} req/s"),
-            ("  requests / errors", f"{con['n']} / {con['errors']}"),
-            ("  p50 / p95 under load", f"{con['p50']:.0f} / {con['p95']:.0f} ms"),
-        ]
-        for label, value in rows:
-            print(f"{label:<40} {value:>12}")
-        metrics = {"p50": seq["p50"], "p95": seq["p95"], "rps": con["rps"]}
-        print("\ntargets:")
-        for label, metric, op, bound in TARGETS[backend]:
-            value = metrics[metric]
-            ok = value <= bound if op == "<=" else value >= bound
-            unit = "req/s" if metric == "rps" else "ms"
-            print(f"  {label:<14} {value:8.1f} {unit:<6} {op} {bound:g} {unit:<6} {'PASS' if ok else 'MISS'}")
+              f"{version}; {count:,} locations; gunicorn {args.workers} workers; load {os.getloadavg()[0]:.2f}")
+        print(f"{'measure':<44} {'evhub':>14} {'floor':>9} {'ratio':>6}  CPU ms/search (web + PostgreSQL)")
+
+        def line(label, value, unit, floor=None, cpu=None, higher=False):
+            ratio = "" if not floor else f"{(floor / value if higher else value / floor):5.2f}x"
+            floor_text = "" if floor is None else f"{floor:9.2f}"
+            cpu_text = "" if cpu is None else f"{cpu[0]:.2f} + {cpu[1]:.2f}"
+            print(f"{label:<44} {value:>9.2f} {unit:<4} {floor_text:>9} {ratio:>6}  {cpu_text}")
+
+        plain, sparse = floors.get("plain", {}), floors.get("filtered", {})
+        line(f"p50, {seq['n']} sequential", seq["p50"], "ms", plain.get("p50"), (seq["web_cpu"], seq["pg_cpu"]))
+        line("p95", seq["p95"], "ms", plain.get("p95"))
+        line(f"p50, facility {FILTER_FACILITY} (7.5%)", seqf["p50"], "ms", sparse.get("p50"),
+             (seqf["web_cpu"], seqf["pg_cpu"]))
+        line(f"p95, facility {FILTER_FACILITY}", seqf["p95"], "ms", sparse.get("p95"))
+        if plain:
+            print(f"{'  floor CPU ms/search (psycopg + PostgreSQL)':<44} plain {plain['client_cpu_ms']:.2f} + "
+                  f"{plain['pg_cpu_ms']:.2f}, {FILTER_FACILITY} {sparse['client_cpu_ms']:.2f} + {sparse['pg_cpu_ms']:.2f}")
+        line(f"throughput, {args.concurrency} clients, {con['seconds']:.0f} s", con["rps"], "/s",
+             floors.get("rps", {}).get("rps"), (con["web_cpu"], con["pg_cpu"]), higher=True)
+        print(f"{'  requests / errors; p50 / p95 under load':<44} {con['n']} / {con['errors']}; "
+              f"{con['p50']:.0f} / {con['p95']:.0f} ms")
+        print(f"{'results per response (mean), empty':<44} {seq['results']:.1f}, {seq['empty']}; "
+              f"{FILTER_FACILITY}: {seqf['results']:.1f}, {seqf['empty']}")
+        if checks:
+            print(f"{'same answers as the floor':<44} {checks - len(mismatches)} of {checks}"
+                  + (f"; differ at {mismatches[:5]}" if mismatches else ""))
+
+        report = Report.from_args("bench_graphql", args, backend=backend, dataset=f"{count:,} locations")
+        web_db = (lambda m: m["web_cpu"] + m["pg_cpu"])
+        note = "CPU: gunicorn workers + their PostgreSQL backends; floor: psycopg + its backend"
+        for name, measured, floor_of, target in (
+                ("p50", seq, plain, TARGETS_OF.get(backend, {}).get("p50")),
+                ("p95", seq, plain, TARGETS_OF.get(backend, {}).get("p95")),
+                (f"p50 {FILTER_FACILITY}", seqf, sparse, None), (f"p95 {FILTER_FACILITY}", seqf, sparse, None)):
+            metric = name.split()[0]
+            report.add(f"find_ev 10 km {name}", measured[metric], "ms", target=target, floor=floor_of.get(metric),
+                       cpu_ms=web_db(measured), note=note if name == "p50" else "")
+        report.add("find_ev throughput", con["rps"], "req/s", target=TARGETS_OF.get(backend, {}).get("rps"),
+                   floor=floors.get("rps", {}).get("rps"), higher=True, cpu_ms=web_db(con))
+        if checks:
+            report.add("answers same as floor", checks - len(mismatches), "checks", target=(">=", checks))
+        report.write()
         if args.profile:
             profile(key, bodies, args.profile, backend)
     finally:
         stop(proc)
+        if monitor is not None:
+            monitor.close()
         try:
             from django.db import connections
 
@@ -461,6 +681,44 @@ def main() -> None:
             print(f"kept the bench database {where} (--reuse serves it again)")
         else:
             drop()
+
+
+def scale(args: argparse.Namespace) -> None:
+    """One fresh run per size (this script, --json to a file), then the figures side by side."""
+    import tempfile
+
+    from report import read_figures
+
+    counts = [int(text.replace("_", "")) for text in args.scale.split(",") if text.strip()]
+    passed = ["--bench-db", args.bench_db, "--workers", str(args.workers), "--warmup", str(args.warmup),
+              "--sequential", str(args.sequential), "--concurrency", str(args.concurrency), "--duration",
+              str(args.duration), "--max-requests", str(args.max_requests), "--profile", "0",
+              "--checks", str(args.checks), *(["--no-shared"] if args.no_shared else [])]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in counts:
+            out = Path(tmp) / f"{count}.json"
+            print(f"\n##### {count:,} locations (disk free: {_free_gb():.0f} GB, load {os.getloadavg()[0]:.2f})",
+                  flush=True)
+            subprocess.run([sys.executable, __file__, str(count), *passed, "--json", str(out)], check=True)
+            rows.append((count, {f.name: f for f in read_figures([out])}))
+    print("\n=== how the figures grow (evhub / floor, ms or req/s) ===")
+    names = list(rows[0][1])
+    print(f"{'locations':>12}  " + "  ".join(f"{name.removeprefix('find_ev '):>22}" for name in names))
+    for count, figures in rows:
+        cells = []
+        for name in names:
+            f = figures.get(name)
+            cells.append("-" if f is None else f"{f.value:,.1f} / {f.floor or 0:,.1f}")
+        print(f"{count:>12,}  " + "  ".join(f"{cell:>22}" for cell in cells))
+    if args.json:
+        args.json.write_text(json.dumps([[count, {k: v.value for k, v in figures.items()}] for count, figures in rows]))
+
+
+def _free_gb() -> float:
+    import shutil
+
+    return shutil.disk_usage(ROOT).free / 1e9
 
 
 if __name__ == "__main__":

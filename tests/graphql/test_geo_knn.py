@@ -1,0 +1,90 @@
+"""PostgreSQL's nearest-first page (GiST KNN over the unit-sphere cube, locations 0007) against the plain search.
+
+locations_search_page must give exactly what `locations_search` gives (ids, order, distances to the last
+bit), whichever branch of its statement answers: the KNN candidates, or the re-read when more than
+KNN_SLACK rows tie at the page's edge (stacked coordinates).
+"""
+
+import pytest
+from django.db import connection
+
+from locations import selectors
+
+from .conftest import BERLIN, place
+
+pytestmark = pytest.mark.django_db
+
+SHAPE = selectors.Shape(location=frozenset({"evses", "cpo"}), evse=frozenset({"connectors"}),
+                        evse_fields=frozenset({"uid", "status"}),
+                        connector_fields=frozenset({"standard", "max_electric_power"}))
+
+
+def _same_as_plain(*, lat, lng, distance, offset, limit, **filters):
+    expected = list(selectors.locations_search(lat=lat, lng=lng, distance_km=distance, **filters))
+    expected = expected[offset:offset + limit]
+    found = selectors.locations_search_page(shape=SHAPE, offset=offset, limit=limit, lat=lat, lng=lng,
+                                            distance_km=distance, **filters)
+    assert [loc.pk for loc in found] == [loc.pk for loc in expected], (lat, lng, distance, offset, limit, filters)
+    assert [loc.distance for loc in found] == [loc.distance for loc in expected]
+    assert all(loc.cpo.country_code == "DE" for loc in found)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the KNN page is PostgreSQL's; SQLite keeps the rings")
+
+
+def test_stacked_coordinates_past_the_slack_take_the_second_branch(alpha):
+    # More locations on one point than KNN_SLACK: every candidate ties with the n-th, so the statement
+    # must re-read the cube around it; ids then order the ties, as the plain search orders them.
+    assert selectors.KNN_SLACK < 41
+    for i in range(41):
+        place(alpha, f"S{i:02}", BERLIN, facilities=["CAFE"] if i % 2 else [])
+    place(alpha, "NEAR", (BERLIN[0] + 0.001, BERLIN[1]))
+    for offset, limit in ((0, 1), (0, 20), (10, 20), (30, 20)):
+        for filters in ({}, {"facilities": ["CAFE"]}):
+            found = _same_as_plain(lat=BERLIN[0], lng=BERLIN[1], distance=5, offset=offset, limit=limit, **filters)
+            assert len(found) == min(limit, max(0, (20 if filters else 42) - offset))
+
+
+def test_sparse_filter_and_the_exact_radius(alpha):
+    # A ring of points every ~150 m out to ~6 km; one in ten has the facility.
+    for i in range(60):
+        point = (BERLIN[0] + (i % 10) * 0.0013 * (1 if i % 2 else -1), BERLIN[1] + (i // 10) * 0.0125)
+        place(alpha, f"P{i:02}", point, facilities=["WIFI"] if i % 10 == 3 else [])
+    for distance in (0.05, 0.4, 1, 3, 5, 200):
+        for offset, limit in ((0, 1), (0, 5), (2, 20), (55, 20)):
+            for filters in ({}, {"facilities": ["WIFI"]}, {"status": "AVAILABLE"}):
+                _same_as_plain(lat=BERLIN[0], lng=BERLIN[1], distance=distance, offset=offset, limit=limit,
+                               **filters)
+
+
+def test_across_the_antimeridian_and_over_a_pole(alpha):
+    place(alpha, "EAST", (-16.5, 179.95))
+    place(alpha, "WEST", (-16.5, -179.95))
+    place(alpha, "FAR", (-16.5, 178.0))
+    place(alpha, "N1", (89.95, 0.0))
+    place(alpha, "N2", (89.95, 180.0))
+    place(alpha, "N3", (89.95, -90.0))
+    found = _same_as_plain(lat=-16.5, lng=179.99, distance=20, offset=0, limit=20)
+    assert [loc.ocpi_id for loc in found] == ["EAST", "WEST"]
+    found = _same_as_plain(lat=89.99, lng=45.0, distance=15, offset=0, limit=20)
+    assert sorted(loc.ocpi_id for loc in found) == ["N1", "N2", "N3"]
+    assert _same_as_plain(lat=0.0, lng=0.0, distance=200, offset=0, limit=20) == []
+
+
+def test_the_page_is_read_nearest_first_from_the_gist_index(alpha):
+    for i in range(30):
+        place(alpha, f"I{i:02}", (BERLIN[0] + i * 0.001, BERLIN[1]))
+    where, where_params = selectors._visible_where(connection)
+    columns, _ = selectors._location_columns(SHAPE.location_fields, True)
+    sql, params = selectors._knn_page_sql(connection, where, where_params, lat=BERLIN[0], lng=BERLIN[1],
+                                          distance_km=10, offset=0, limit=20, with_cpo=True, columns=columns)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a table of 30 rows would be read whole otherwise
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "location_published_knn_idx" in plan, plan
+    assert "Order By" in plan, plan  # the KNN ordering is the index's, not a sort of the radius
