@@ -1,4 +1,5 @@
-"""The writer inserts new rows with COPY on PostgreSQL and with bulk_create elsewhere: both store the same.
+"""The writer inserts new rows with COPY on PostgreSQL (a few rows: one INSERT from a JSON array of them)
+and with bulk_create elsewhere: all store the same.
 
 The same payloads go in once through each path (under two CPOs, so that the rows can sit side by side);
 every stored field, the M2M codes and what the writer reports must be equal, except what tells the two
@@ -71,10 +72,12 @@ def outcomes(results) -> list:
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
-def test_copy_and_bulk_create_store_identical_rows(alpha, bravo, monkeypatch):
+@pytest.mark.parametrize("copy_from", [1, inserts.COPY_FROM], ids=["copy", "json-insert"])
+def test_copy_and_bulk_create_store_identical_rows(alpha, bravo, monkeypatch, copy_from):
     def payloads(cpo):
         return [rich_payload(cpo, f"LOC{i}") for i in range(3)] + [location_payload(cpo, "PLAIN")]
 
+    monkeypatch.setattr(inserts, "COPY_FROM", copy_from)  # 1: every table by COPY; else a few rows by INSERT
     with_copy = services.location_upsert_many(cpo=alpha, items=payloads(alpha))
     assert inserts._uses_copy(Location)
     monkeypatch.setattr(inserts, "_uses_copy", lambda model: None)
