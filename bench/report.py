@@ -130,6 +130,8 @@ class Report:
 def read_figures(paths: list[Path]) -> list[Figure]:
     figures = []
     for path in paths:
+        if not path.exists():
+            continue  # a pass that did not run (e.g. no SQLite pass)
         files = sorted(path.glob("*.json")) if path.is_dir() else [path]
         for file in files:
             try:
