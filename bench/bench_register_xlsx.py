@@ -227,6 +227,15 @@ def read(path: Path, rows: int, *, trace: bool) -> None:
         print(f"  Python allocations: peak {peak / 2**20:.1f} MiB, at the end {current / 2**20:.1f} MiB")
     if count != rows:
         raise SystemExit(f"read {count:,} rows, wrote {rows:,}")
+    if not trace:  # make bench's table (bench/report.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from report import Report
+
+        report = Report("bench_register_xlsx", dataset=f"{rows:,} rows, {path.stat().st_size / 2**20:.1f} MiB")
+        report.add("read rows/s", count / seconds, "rows/s", target=(">=", TARGET_ROWS_PER_SECOND), higher=True,
+                   cpu_ms=cpu * 1000 / count)
+        report.add("peak resident set", _rss_mib(), "MiB", note=f"after the rows read: {', '.join(peaks)}")
+        report.write()
 
 
 def main() -> None:
