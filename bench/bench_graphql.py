@@ -520,11 +520,11 @@ def profile(key: str, bodies: list[bytes], count: int, backend: str) -> None:
     if last:
         print("  queries of the last request (ms):")
         for q in last:
-            print(f"    {float(q['time']) * 1000:6.1f}  {q['sql'][:160]}")
+            print(f"    {float(q['time']) * 1000:6.1f}  {(q['sql'] or '(a prepared statement: its text is not logged)')[:160]}")
         if backend == "postgresql":
             with connection.cursor() as cursor:
                 for q in last:
-                    if q["sql"].lstrip().upper().startswith("SELECT"):
+                    if q["sql"] and q["sql"].lstrip().upper().startswith("SELECT"):
                         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + q["sql"])
                         print("\n  EXPLAIN ANALYZE " + q["sql"][:100] + " ...")
                         for (line,) in cursor.fetchall():
@@ -532,6 +532,8 @@ def profile(key: str, bodies: list[bytes], count: int, backend: str) -> None:
         else:
             with connection.cursor() as cursor:
                 for q in last:
+                    if not q["sql"]:
+                        continue
                     cursor.execute("EXPLAIN QUERY PLAN " + q["sql"])
                     print("\n  EXPLAIN QUERY PLAN " + q["sql"][:100] + " ...")
                     for row in cursor.fetchall():

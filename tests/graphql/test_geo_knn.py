@@ -88,3 +88,32 @@ def test_the_page_is_read_nearest_first_from_the_gist_index(alpha):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "location_published_knn_idx" in plan, plan
     assert "Order By" in plan, plan  # the KNN ordering is the index's, not a sort of the radius
+
+
+def test_evses_folded_into_the_page_are_those_the_separate_reads_give(alpha):
+    """The page's EVSEs and connectors read inside its statement (a JSON column) against `_prefetch_public`'s
+    two statements: the same rows, fields, order and parents; REMOVED and unpublished EVSEs left out."""
+    from locations.models import Evse
+
+    for i in range(12):
+        place(alpha, f"E{i:02}", (BERLIN[0] + i * 0.002, BERLIN[1]))
+    evses = list(Evse.objects.order_by("id"))
+    Evse.objects.filter(pk=evses[1].pk).update(status="REMOVED")
+    Evse.objects.filter(pk=evses[3].pk).update(moderation="PENDING")
+    Evse.objects.filter(location__ocpi_id="E05").delete()  # a location without EVSEs
+    assert selectors._folded_evses(SHAPE) is not None
+
+    def rows(found):
+        return [(loc.pk, [(e.id, e.location_id, e.uid, e.status, e.location is loc,
+                           [(c.id, c.evse_id, c.standard, c.max_electric_power, c.evse is e)
+                            for c in selectors.shaped(e, "connectors")])
+                          for e in selectors.shaped(loc, "evses")]) for loc in found]
+
+    folded = selectors.locations_search_page(shape=SHAPE, offset=0, limit=20, lat=BERLIN[0], lng=BERLIN[1],
+                                             distance_km=10)
+    separate = selectors.locations_search(lat=BERLIN[0], lng=BERLIN[1], distance_km=10)[:20]
+    separate = list(separate.only("id", "cpo"))
+    selectors._prefetch_public(separate, SHAPE, db="default")
+    assert rows(folded) == rows(separate)
+    by_ocpi = {loc.ocpi_id: len(selectors.shaped(loc, "evses")) for loc in folded}
+    assert by_ocpi["E05"] == 0 and sum(by_ocpi.values()) == len(evses) - 2 - 1
