@@ -33,7 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 TARGET_SECONDS = 60.0
+
+from report import Report  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -176,6 +179,13 @@ def main() -> int:
               f"requests answered {sum(stats['status'].values()):,} {stats['status']}")
         print(f"samples stored {samples:,}; cars with an error {errors:,}; maker's quota refusals {refused}")
         ok = synced == total and wall <= TARGET_SECONDS and refused == 0
+        report = Report("bench_vehicles_sync", backend="postgresql",
+                        dataset=f"{total:,} cars, {len(accounts):,} accounts, latency {args.latency:g} s")
+        report.add("sync of every car", wall, "s", target=("<=", TARGET_SECONDS),
+                   cpu_ms=(worker_cpu - worker_cpu0) * 1000 / max(synced, 1),
+                   note=f"{synced:,}/{total:,} synced, {refused} quota refusals; CPU ms per car: the worker")
+        report.add("cars synced per second", synced / wall, "cars/s", higher=True)
+        report.write()
         print(f"target: all {total:,} within {TARGET_SECONDS:.0f} s, no quota exceeded: {'PASS' if ok else 'FAIL'}")
         return 0 if ok else 1
     finally:
