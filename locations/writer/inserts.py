@@ -138,7 +138,8 @@ class _Inserts:
                     record[column] = orjson.Fragment(record[column])
             records.append(record)
         # A JSON null is SQL NULL for every column type, a JSON string goes through the column type's input
-        # (decimals are written as strings: exact), numbers and booleans as they are.
+        # (decimals are written as strings: exact), numbers and booleans as they are (orjson would write a
+        # NaN or infinite float as null: the coordinates, our only floats, are finite by validation).
         self.steps.append((
             "sql", f"INSERT INTO {qn(table)} ({names}) SELECT {names} "
             f"FROM jsonb_populate_recordset(NULL::{qn(table)}, %s::jsonb)",
