@@ -711,7 +711,7 @@ def scale(args: argparse.Namespace) -> None:
         cells = []
         for name in names:
             f = figures.get(name)
-            cells.append("-" if f is None else f"{f.value:,.1f} / {f.floor or 0:,.1f}")
+            cells.append("-" if f is None else f"{f.value:,.1f}" + ("" if f.floor is None else f" / {f.floor:,.1f}"))
         print(f"{count:>12,}  " + "  ".join(f"{cell:>22}" for cell in cells))
     if args.json:
         args.json.write_text(json.dumps([[count, {k: v.value for k, v in figures.items()}] for count, figures in rows]))
