@@ -117,3 +117,14 @@ def test_evses_folded_into_the_page_are_those_the_separate_reads_give(alpha):
     assert rows(folded) == rows(separate)
     by_ocpi = {loc.ocpi_id: len(selectors.shaped(loc, "evses")) for loc in folded}
     assert by_ocpi["E05"] == 0 and sum(by_ocpi.values()) == len(evses) - 2 - 1
+
+
+def test_filters_written_as_literals_keep_quotes_and_percent_signs(alpha):
+    # The page statement carries the filters as SQL literals (so that it can be prepared): a value with a
+    # quote or a percent sign must match as the ORM's parameter does, and inject nothing.
+    place(alpha, "Q1", BERLIN, city="100% Ökostrom")
+    place(alpha, "Q2", (BERLIN[0] + 0.001, BERLIN[1]), city="L'Île-Saint-Denis")
+    place(alpha, "Q3", (BERLIN[0] + 0.002, BERLIN[1]), city="Berlin")
+    for city in ("100% Ökostrom", "l'île-saint-denis", "%", "' OR 1=1 --", "Berlin"):
+        found = _same_as_plain(lat=BERLIN[0], lng=BERLIN[1], distance=10, offset=0, limit=20, city=city)
+        assert len(found) == (0 if city in ("%", "' OR 1=1 --") else 1), city
