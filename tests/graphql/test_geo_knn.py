@@ -128,3 +128,18 @@ def test_filters_written_as_literals_keep_quotes_and_percent_signs(alpha):
     for city in ("100% Ökostrom", "l'île-saint-denis", "%", "' OR 1=1 --", "Berlin"):
         found = _same_as_plain(lat=BERLIN[0], lng=BERLIN[1], distance=10, offset=0, limit=20, city=city)
         assert len(found) == (0 if city in ("%", "' OR 1=1 --") else 1), city
+
+
+def test_a_filter_kept_per_process_follows_a_lookup_made_again(alpha):
+    # The WHERE clause of a filtered search is kept per filter values (lookup ids resolved): a lookup row
+    # deleted and made again under the same code (a new id) must not leave searches on the old one.
+    from locations.models import Facility
+
+    location = place(alpha, "CAFE1", BERLIN, facilities=["CAFE"])
+    assert len(_same_as_plain(lat=BERLIN[0], lng=BERLIN[1], distance=5, offset=0, limit=20, facilities=["CAFE"])) == 1
+    old = Facility.objects.get(code="CAFE")
+    old.delete()
+    new = Facility.objects.create(code="CAFE", description=old.description)
+    assert new.pk != old.pk
+    location.facilities.add(new)
+    assert len(_same_as_plain(lat=BERLIN[0], lng=BERLIN[1], distance=5, offset=0, limit=20, facilities=["CAFE"])) == 1
