@@ -228,8 +228,9 @@ def start_gunicorn(env: dict, workers: int, log: Path) -> tuple[subprocess.Popen
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     with open(log, "ab") as out:
-        proc = subprocess.Popen([str(gunicorn), "config.wsgi", "--workers", str(workers), "--bind",
-                                 f"127.0.0.1:{port}", "--log-level", "warning"],
+        # The Procfile's config (config/gunicorn.conf.py): the application loaded and warmed before the fork.
+        proc = subprocess.Popen([str(gunicorn), "config.wsgi", "-c", "config/gunicorn.conf.py", "--workers", str(workers),
+                                 "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
