@@ -1,9 +1,7 @@
 """Sender pages that cost the same at any depth (ocpi.paging): the Link's keyset cursor, the total carried
 from the first page, client-built offsets, and what changes between pages do to a crawl."""
 
-import re
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.cache import cache
@@ -19,6 +17,8 @@ from tests.ocpi.locations_fixtures import (  # noqa: F401  (fixtures)
     published,
     refused,
 )
+
+from tests.ocpi.test_locations_sender import ids, next_link  # the Link of the sender's list, read alike
 
 pytestmark = pytest.mark.django_db
 
@@ -47,23 +47,12 @@ def series(cpo, count: int, *, same_minute: bool = False) -> list[str]:
     return names
 
 
-def ids(response) -> list[str]:
-    return [location["id"] for location in ok(response)["data"]]
-
-
-def link(response) -> dict | None:
-    header = response.headers.get("Link")
-    if header is None:
-        return None
-    match = re.fullmatch(r'<([^>]+)>; rel="next"', header)
-    assert match, header
-    return {key: values[0] for key, values in parse_qs(urlsplit(match.group(1)).query).items()}
 
 
 def crawl(caller, **params) -> tuple[list[str], list]:
     """Every page, following the Link as given; the ids in order, and the responses."""
     responses = [caller.get(URL, **params)]
-    while (following := link(responses[-1])) is not None:
+    while (following := next_link(responses[-1])) is not None:
         assert len(responses) < 50, "the Link never ends"
         responses.append(caller.get(URL, **following))
     return [i for response in responses for i in ids(response)], responses
@@ -76,7 +65,7 @@ def test_following_the_link_gives_every_location_once_in_order(alpha, emsp_peer)
     assert seen == names
     assert len(responses) == 4
     assert [r.headers["X-Total-Count"] for r in responses] == ["11"] * 4
-    assert [link(r)["offset"] for r in responses[:-1]] == ["3", "6", "9"]
+    assert [next_link(r)["offset"] for r in responses[:-1]] == ["3", "6", "9"]
 
 
 @pytest.mark.smoke
@@ -95,7 +84,7 @@ def test_changes_between_pages_skip_nothing(alpha, emsp_peer):
     services.location_upsert(cpo=alpha, data=payload(alpha, "S05", 21, name="updated before seen"))
     published(alpha, payload(alpha, "NEW", 22))
     responses = [first]
-    while (following := link(responses[-1])) is not None:
+    while (following := next_link(responses[-1])) is not None:
         responses.append(emsp_peer.get(URL, **following))
     seen = [i for response in responses for i in ids(response)]
     assert seen == ["S00", "S01", "S02", "S03", "S04", "S06", "S07", "S08", "S01", "S05", "NEW"]
@@ -105,7 +94,7 @@ def test_changes_between_pages_skip_nothing(alpha, emsp_peer):
 
 def test_a_cursor_that_is_not_ours_is_2001(alpha, emsp_peer, bravo_peer):
     series(alpha, 5)
-    following = link(emsp_peer.get(URL, limit=2))
+    following = next_link(emsp_peer.get(URL, limit=2))
     cursor = following["cursor"]
     flipped = cursor[:-3] + ("A" if cursor[-3] != "A" else "B") + cursor[-2:]
     for bad in (flipped, cursor[:-1], "x" * 500, "not-a-cursor"):
@@ -123,7 +112,7 @@ def test_a_client_built_offset_still_works(alpha, emsp_peer):
     cache.clear()  # no page served before: the offset is an OFFSET
     deep = emsp_peer.get(URL, offset=4, limit=2)
     assert ids(deep) == ["S04", "S05"] and deep.headers["X-Total-Count"] == "7"
-    assert link(deep)["offset"] == "6"
+    assert next_link(deep)["offset"] == "6"
     beyond = emsp_peer.get(URL, offset=10)
     assert ids(beyond) == [] and "Link" not in beyond.headers and beyond.headers["X-Total-Count"] == "7"
     # An offset that continues a page we served is a keyset page (the anchor), with the same rows.
@@ -143,7 +132,7 @@ def test_queries_per_page_do_not_grow_with_depth(alpha, emsp_peer):
         with CaptureQueriesContext(connection) as queries:
             response = emsp_peer.get(URL, **following)
         captured.append([q["sql"].upper() for q in queries.captured_queries])
-        following = link(response)
+        following = next_link(response)
     assert len(captured) == 6
     first, *deeper = captured
     assert any("COUNT(" in sql for sql in first)  # the first page counts, once
