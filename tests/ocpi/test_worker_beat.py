@@ -11,7 +11,6 @@ Needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skips otherwise.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from locations.tokens import token_new
 from ocpi.models import OutboxEntry, Peer
 from tests.conftest import location_payload
 from tests.ocpi.peer_server import peer_connected_here
+from tests.processes import process_stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -107,19 +107,8 @@ class CeleryProcesses:
         # is left of a process group after that (a pull's writing processes) is killed.
         for name in ("beat", "worker"):
             proc = self.procs.pop(name, None)
-            if proc is None:
-                continue
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    pass
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+            if proc is not None:
+                process_stop(proc, timeout=30)
         celery_app.control.purge()
 
 

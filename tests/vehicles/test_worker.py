@@ -26,6 +26,8 @@ from config.celery import app as celery_app
 from vehicles import models as m
 from vehicles import services
 
+from tests.processes import process_stop
+
 from .sim import account_linked, stats
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -75,19 +77,8 @@ class Processes:
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+        if proc is not None:
+            process_stop(proc, timeout=20)
 
     def stop_all(self) -> None:
         for name in ["beat", *[n for n in self.procs if n != "beat"]]:
