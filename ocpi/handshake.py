@@ -19,11 +19,11 @@ from ocpi.transport import (
     OcpiError, public_url,
 )
 from ocpi.models import Peer
+from ocpi.routing import our_party
+from ocpi.status import COUNTRY_CODE, PARTY_ID
 
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")  # types.asciidoc: Role
 _TOKEN = re.compile(r"[\x21-\x7e]{1,64}")  # credentials object: printable non-whitespace ASCII, string(64)
-_COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
-_PARTY_ID = re.compile(r"[A-Za-z0-9]{3}")
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,7 @@ def _catalogue_parties(*, peer: Peer | None) -> list[Cpo]:
 
 
 def is_our_party(party: Party) -> bool:
-    return (party.country_code, party.party_id) == (settings.EVHUB_COUNTRY_CODE.upper(),
-                                                    settings.EVHUB_PARTY_ID.upper())
+    return (party.country_code, party.party_id) == our_party()
 
 
 # --- reading a peer's credentials object ----------------------------------------------------------------
@@ -117,9 +116,9 @@ def _party(data, *, role: str, where: str) -> Party:
         raise _invalid(where.rstrip("."), "must be an object")
     country_code = _string(data, "country_code", where=where)
     party_id = _string(data, "party_id", where=where)
-    if not _COUNTRY_CODE.fullmatch(country_code):
+    if not COUNTRY_CODE.fullmatch(country_code):
         raise _invalid(where + "country_code", "must be an ISO 3166-1 alpha-2 code such as 'NL'")
-    if not _PARTY_ID.fullmatch(party_id):
+    if not PARTY_ID.fullmatch(party_id):
         raise _invalid(where + "party_id", "must be three letters or digits (ISO 15118)")
     details = data.get("business_details")
     if not isinstance(details, dict):

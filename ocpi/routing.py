@@ -28,17 +28,18 @@ from locations.tokens import secret_decrypt
 from ocpi.auth import Caller
 from ocpi.client import AddressRefused, OcpiClient, PeerError, PeerTimeout
 from ocpi.models import Peer, PeerParty
-from ocpi.status import CLIENT_ERROR, INVALID_PARAMETERS, NO_MATCHING_ENDPOINTS, UNSUPPORTED_VERSION, OcpiError
+from ocpi.status import (
+    CLIENT_ERROR, COUNTRY_CODE, HEADER_VALUE, INVALID_PARAMETERS, NO_MATCHING_ENDPOINTS, PARTY_ID, UNSUPPORTED_VERSION,
+    OcpiError,
+)
 
 # status_codes.asciidoc, 4xxx: errors a hub meets while routing.
 HUB_ERROR, UNKNOWN_RECEIVER, FORWARD_TIMEOUT, CONNECTION_PROBLEM = 4000, 4001, 4002, 4003
 
 Party = tuple[str, str]  # (country_code, party_id), upper case
 
-_COUNTRY, _PARTY = re.compile(r"[A-Za-z]{2}"), re.compile(r"[A-Za-z0-9]{3}")
 _SEGMENT = re.compile(r"[\x20-\x7e]{1,39}")  # an id of a URL (CiString(36), 39 in 2.1.1) or a fixed word
 _QUERY_LIMIT = 2000
-_HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,100}")
 _PAGING_HEADERS = ("X-Total-Count", "X-Limit")
 
 
@@ -57,10 +58,6 @@ class Route:
 
 def our_party() -> Party:
     return settings.EVHUB_COUNTRY_CODE.upper(), settings.EVHUB_PARTY_ID.upper()
-
-
-def hub_mode() -> bool:
-    return bool(getattr(settings, "EVHUB_OCPI_HUB", True))
 
 
 # --- resolving ---------------------------------------------------------------------------------------------
@@ -95,7 +92,7 @@ def route_target(*, request, route: Route, caller: Caller, version: str, module:
     if wanted is None or wanted == our_party():
         return route
     behind = _peers_behind(wanted, caller)
-    if behind and hub_mode():
+    if behind and settings.EVHUB_OCPI_HUB:
         chosen = next((party for party in behind if interface and party.peer.endpoint(module, interface)), None)
         if chosen is not None:
             return _forwarded(request, route, chosen, version=version, module=module, interface=interface)
@@ -168,7 +165,7 @@ def _party_header(request, side: str) -> Party | None:
     if not country or not party:
         raise OcpiError(f"Send both OCPI-{side}-country-code and OCPI-{side}-party-id, or neither",
                         status_code=INVALID_PARAMETERS)
-    if not _COUNTRY.fullmatch(country) or not _PARTY.fullmatch(party):
+    if not COUNTRY_CODE.fullmatch(country) or not PARTY_ID.fullmatch(party):
         raise OcpiError(f"OCPI-{side}-country-code must be 2 letters and OCPI-{side}-party-id 3 letters or "
                         f"digits, not {country[:10]!r} and {party[:10]!r}", status_code=INVALID_PARAMETERS)
     return country.upper(), party.upper()
@@ -201,7 +198,7 @@ def route_forward(*, request, route: Route, module: str):
     # the hub's 4xxx says what went wrong on the way.
     try:
         reply = client.request(request.method, url, content=request.body or None,
-                               correlation_id=correlation if _HEADER_VALUE.fullmatch(correlation) else None)
+                               correlation_id=correlation if HEADER_VALUE.fullmatch(correlation) else None)
     except PeerTimeout:
         raise OcpiError(f"{who} did not answer the forwarded request in time", status_code=FORWARD_TIMEOUT,
                         http_status=200) from None

@@ -1,5 +1,6 @@
 """OCPI versions, status codes (status_codes.asciidoc) and the error answered in the envelope."""
 
+import re
 from datetime import datetime, timezone
 
 V221, V211 = "2.2.1", "2.1.1"
@@ -9,6 +10,13 @@ VERSIONS = (V221, V211)  # highest first: the handshake picks the first one both
 SUCCESS = 1000
 CLIENT_ERROR, INVALID_PARAMETERS, NOT_ENOUGH_INFORMATION, UNKNOWN_LOCATION, UNKNOWN_TOKEN = 2000, 2001, 2002, 2003, 2004
 SERVER_ERROR, CLIENT_API_ERROR, UNSUPPORTED_VERSION, NO_MATCHING_ENDPOINTS = 3000, 3001, 3002, 3003
+
+
+# A party as OCPI names it (credentials, routing headers, URL segments): ISO 3166-1 alpha-2 country code,
+# ISO 15118 party id. And a header value we may echo or pass on: printable ASCII without spaces.
+COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
+PARTY_ID = re.compile(r"[A-Za-z0-9]{3}")
+HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,100}")
 
 
 class OcpiError(Exception):

@@ -5,7 +5,6 @@ malformed request, a bug) into the envelope with the right HTTP status, and adds
 """
 
 import logging
-import re
 import uuid
 from datetime import datetime
 
@@ -20,7 +19,7 @@ from locations.json_input import JsonRejected, json_loads
 from ocpi.auth import Caller, caller_authenticate, header_token, token_candidates
 from ocpi.routing import Route, route_caller, route_forward, route_headers, route_target
 from ocpi.status import (
-    CLIENT_API_ERROR, CLIENT_ERROR, INVALID_PARAMETERS, NO_MATCHING_ENDPOINTS, NOT_ENOUGH_INFORMATION, SERVER_ERROR,
+    CLIENT_API_ERROR, CLIENT_ERROR, HEADER_VALUE, INVALID_PARAMETERS, NO_MATCHING_ENDPOINTS, NOT_ENOUGH_INFORMATION, SERVER_ERROR,
     SUCCESS, UNKNOWN_LOCATION, UNKNOWN_TOKEN, UNSUPPORTED_VERSION, V211, V221, VERSIONS, OcpiError, ocpi_timestamp,
 )
 from ocpi.paging import Page, page_headers, page_keys, page_params, page_total
@@ -146,7 +145,6 @@ def public_url(path: str) -> str:
 
 # --- request ids ----------------------------------------------------------------------------------------
 
-_HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,100}")
 
 
 def ocpi_headers_middleware(get_response):
@@ -156,13 +154,13 @@ def ocpi_headers_middleware(get_response):
         response = get_response(request)
         if request.path.startswith("/ocpi/"):
             request_id = request.headers.get("X-Request-ID", "")
-            if _HEADER_VALUE.fullmatch(request_id):
+            if HEADER_VALUE.fullmatch(request_id):
                 response["X-Request-ID"] = request_id
             elif not response.has_header("X-Request-ID"):
                 response["X-Request-ID"] = str(uuid.uuid4())
             correlation_id = request.headers.get("X-Correlation-ID", "")
             response["X-Correlation-ID"] = (
-                correlation_id if _HEADER_VALUE.fullmatch(correlation_id) else response["X-Request-ID"]
+                correlation_id if HEADER_VALUE.fullmatch(correlation_id) else response["X-Request-ID"]
             )
         return response
 

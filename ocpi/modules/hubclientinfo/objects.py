@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -13,10 +12,9 @@ from django.utils.dateparse import parse_datetime
 from ocpi.handshake import ROLES
 from ocpi.hub import STATUSES, client_status
 from ocpi.models import Peer, PeerParty
+from ocpi.status import COUNTRY_CODE, PARTY_ID
 from ocpi.transport import INVALID_PARAMETERS, OcpiError, ocpi_timestamp
 
-_COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
-_PARTY_ID = re.compile(r"[A-Za-z0-9]{3}")
 FIELDS = ("party_id", "country_code", "role", "status", "last_updated")
 
 
@@ -74,9 +72,9 @@ def clientinfo_read(data: dict, *, country_code: str, party_id: str) -> ClientIn
     for name in FIELDS:
         if not isinstance(data.get(name), str) or not data[name].strip():
             raise _invalid(f"'{name}' is missing or not a non-empty string")
-    if not _COUNTRY_CODE.fullmatch(data["country_code"]):
+    if not COUNTRY_CODE.fullmatch(data["country_code"]):
         raise _invalid("'country_code' must be an ISO 3166-1 alpha-2 code such as 'NL'")
-    if not _PARTY_ID.fullmatch(data["party_id"]):
+    if not PARTY_ID.fullmatch(data["party_id"]):
         raise _invalid("'party_id' must be three letters or digits (ISO 15118)")
     if (data["country_code"].upper(), data["party_id"].upper()) != (country_code.upper(), party_id.upper()):
         raise _invalid(f"party {data['country_code']}/{data['party_id']} of the body is not "

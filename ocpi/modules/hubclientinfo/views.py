@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-import re
 
 from django.conf import settings
 
 from ocpi import services
 from ocpi.hub import peer_is_hub
 from ocpi.models import PeerParty
+from ocpi.status import COUNTRY_CODE, PARTY_ID
 from ocpi.modules.hubclientinfo.objects import (
     clientinfo_json, clientinfo_parties, clientinfo_read, date_filter, stored_json,
 )
@@ -25,8 +25,6 @@ from ocpi.transport import (
     CLIENT_ERROR, INVALID_PARAMETERS, OcpiError, OcpiView, envelope, json_body, page_headers, page_params,
 )
 
-_COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
-_PARTY_ID = re.compile(r"[A-Za-z0-9]{3}")
 
 
 class HubClientInfoView(OcpiView):
@@ -75,7 +73,7 @@ class HubClientInfoView(OcpiView):
     # --- the Receiver's scope --------------------------------------------------------------------------
 
     def _party(self, country_code: str, party_id: str) -> tuple[str, str]:
-        if not (_COUNTRY_CODE.fullmatch(country_code) and _PARTY_ID.fullmatch(party_id)):
+        if not (COUNTRY_CODE.fullmatch(country_code) and PARTY_ID.fullmatch(party_id)):
             raise OcpiError(f"{country_code[:8]!r}/{party_id[:8]!r} is not a country_code (2 letters) and a "
                             "party_id (3 letters or digits)", status_code=INVALID_PARAMETERS)
         if self.caller.kind != "PEER" or not peer_is_hub(self.caller.peer):
