@@ -143,6 +143,20 @@ def test_a_bad_client_info_is_2001(client, url, body, field):
     assert not PeerParty.objects.filter(via_hub=True).exists()
 
 
+@pytest.mark.parametrize("raw", [
+    '{"country_code": "NL", "party_id": "XYZ", "role": "CPO", "status": "\\ud800", "last_updated": "2026-01-01T10:00:00Z"}',
+    "[" * 1000 + "]" * 1000,
+    '{"country_code": "NL", "party_id": "XYZ", "role": "CPO", "status": 7, "last_updated": "2026-01-01T10:00:00Z"}',
+    '{"country_code": "NL", "party_id": "XYZ", "role": "CPO", "status": "CONNECTED", "last_updated": 9223372036854775808}',
+    '{"country_code": "NL", "party_id": "XYZ", "role": "CPO", "status": NaN}',
+])
+def test_a_hostile_client_info_body_is_2001_and_stores_nothing(client, raw):
+    """Lone surrogates, deep nesting, wrong types, numbers past any column, NaN: a clear 2001, never a 500."""
+    response = ocpi_put(client, f"{URL}/NL/XYZ", _hub().token, raw)
+    assert response.status_code == 400 and response.json()["status_code"] == 2001, response.content[:300]
+    assert not PeerParty.objects.filter(via_hub=True).exists()
+
+
 def test_a_hub_never_gets_a_party_of_another_peer_or_a_portal_cpo(client, connected_peer, alpha, bravo):
     hub = _hub()
     for cc, pid in (("DE", "ALP"), ("DE", "BRV")):  # connected_peer's party; a portal CPO of ours
