@@ -315,6 +315,9 @@ GRAPHENE = {"SCHEMA": "config.schema.schema", "ATOMIC_MUTATIONS": False}
 # The schema is public in the docs; introspection serves GraphiQL. Off unless asked (or DEBUG): `make run`
 # asks for it, so that the demo's GraphiQL completes queries.
 GRAPHQL_INTROSPECTION = env.bool("EVHUB_GRAPHQL_INTROSPECTION", default=DEBUG)
+# Seconds a process keeps a front end's accepted client key before looking it up again (emsp.services):
+# a key revoked elsewhere stops working within this time.
+CLIENT_KEY_CACHE_SECONDS = env.int("EVHUB_CLIENT_KEY_CACHE_SECONDS", default=10)
 
 # --- Logging: one line per event, each with the request id ----------------------------------------
 from django_guid.integrations import CeleryIntegration  # noqa: E402

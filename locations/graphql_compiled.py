@@ -1,0 +1,265 @@
+"""`find_ev_filter_locations` answered by one SQL statement, without graphene's executor (issue 14).
+
+An app's map asks the same search again and again, with a new point: 20 locations, their EVSEs and
+connectors. Through graphene that page is ~600 fields resolved one by one, ~150 model instances and a
+JSON encoding: ~2.5 ms of Python, more than the statement itself. Here a query that selects only what
+one statement can give is compiled once per query text into
+- the location columns it reads and how each becomes its JSON value (the resolvers' own conversions:
+  `distance` rounded to metres, `publish`, dates as ISO 8601), and
+- one JSON expression for the public EVSEs and their connectors, keyed by the query's response names
+  (aliases included), made by PostgreSQL inside the page statement;
+and each request is its arguments, one prepared statement (`selectors.locations_search_page_rows`, the
+nearest-first page of `locations_search_page`: the same rows, order and distances) and a dict per location.
+
+Anything else takes graphene's path, which is the reference: a field not listed here, a directive, more
+than one root field, an argument or variable the schema refuses, a caller without a client key, a search
+the selectors refuse or take another way (no point, SQLite), a value the schema's types would refuse (a
+null in a non-null field, an integer past 32 bits). Those requests are answered, errors included, exactly
+as before; `tests/graphql/test_compiled.py` checks that both paths answer the same JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+from graphql import GraphQLError, get_named_type, get_operation_ast, is_non_null_type
+from graphql.execution.collect_fields import collect_fields, collect_sub_fields
+from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.language import DocumentNode, OperationType, Visitor, visit
+
+from locations import graphql as types
+from locations import selectors
+from locations.enums import Moderation
+from locations.models import Connector, ConnectorType, Evse, Location
+
+logger = logging.getLogger(__name__)
+
+ROOT_FIELD = "find_ev_filter_locations"
+INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1  # GraphQL's Int
+
+
+def _column(model, name: str) -> str:
+    return model._meta.get_field(name).column
+
+
+# Location fields: (the model fields read, how the value is made from the row). A row getter is given the
+# row's values by column name; `_CPO`: the page joins the CPO.
+_CPO = "_cpo_country_code"
+
+
+def _plain(column: str):
+    return lambda row: row[column]
+
+
+def _int(column: str):
+    def get(row):
+        value = row[column]
+        if value is not None and not INT_MIN <= value <= INT_MAX:
+            raise _Fallback
+        return value
+    return get
+
+
+def _iso(column: str):
+    def get(row):
+        value = row[column]
+        return None if value is None else value.isoformat()
+    return get
+
+
+def _distance(row):
+    value = row["distance"]
+    return None if value is None else round(value, 3)
+
+
+def _publish_of(moderation: str, publish: str):
+    return lambda row: row[moderation] == Moderation.PUBLISHED and row[publish]
+
+
+_publish = _publish_of(_column(Location, "moderation"), _column(Location, "publish"))
+
+
+LOCATION_FIELDS: dict[str, tuple[tuple[str, ...], Callable]] = {
+    "id": ((), _int("id")),
+    "cpo_owner_id": (("cpo",), _int(_column(Location, "cpo"))),
+    **{name: ((name,), _plain(_column(Location, name)))
+       for name in ("name", "address", "address_lat", "address_lng", "city", "province", "region", "postal_code")},
+    "date_created": (("date_created",), _iso(_column(Location, "date_created"))),
+    "date_modified": (("date_modified",), _iso(_column(Location, "date_modified"))),
+    "distance": ((), _distance),
+    "country_code": (("cpo",), _plain(_CPO)),
+    "publish": (("moderation", "publish"), _publish),
+}
+
+# EVSE and connector fields as SQL over the EVSE `e` and the connector `n` (JSON carries text, integers and
+# floats as these fields' resolvers give them; dates are not listed: PostgreSQL writes their fractions
+# differently from Python's isoformat).
+EVSE_SQL = {
+    **{name: f'e."{_column(Evse, name)}"' for name in ("uid", "evse_id", "serial_number", "meter_type", "status",
+                                                      "current_ws_connection_id", "server_id")},
+    "cpo_location_id": f'e."{_column(Evse, "location")}"',
+}
+CONNECTOR_SQL = {
+    **{name: f'n."{_column(Connector, name)}"' for name in ("connector_id", "standard", "format", "power_type",
+                                                           "max_voltage", "max_amperage", "max_electric_power")},
+    "id": 'n."id"',
+    "evse_uid": f'e."{_column(Evse, "uid")}"',
+    "status": f"NULLIF(n.\"{_column(Connector, 'status')}\", '')",  # resolve_status: `status or None`
+    "connector_type": (f'(SELECT t."{_column(ConnectorType, "code")}" FROM "{ConnectorType._meta.db_table}" t '
+                       f'WHERE t."id" = n."{_column(Connector, "connector_type")}")'),
+    "rate_setting": f'n."{_column(Connector, "rate_setting")}"::float8',
+}
+
+
+class _Fallback(Exception):
+    """This request is graphene's to answer."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    response_name: str
+    field_node: object
+    location_fields: frozenset[str]
+    with_cpo: bool
+    evses_json: str | None
+    # (response name, getter, non-null in the schema); getter None: the EVSEs' JSON
+    members: tuple[tuple[str, Callable | None, bool], ...]
+
+
+def _has_directives(document: DocumentNode) -> bool:
+    found = []
+
+    class Finder(Visitor):
+        def enter_directive(self, *_args):
+            found.append(True)
+            return self.BREAK
+
+    visit(document, Finder())
+    return bool(found)
+
+
+@functools.lru_cache(maxsize=256)
+def plan_of(document: DocumentNode, operation_name: str | None) -> Plan | None:
+    """How to answer this (validated) document directly, or None. Cached per parsed document (the view
+    parses each query text once)."""
+    from config.schema import schema
+
+    graphql_schema = schema.graphql_schema
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation != OperationType.QUERY or _has_directives(document):
+        return None
+    fragments = {d.name.value: d for d in document.definitions if d.__class__.__name__ == "FragmentDefinitionNode"}
+    query_type = graphql_schema.query_type
+    roots = collect_fields(graphql_schema, fragments, {}, query_type, operation.selection_set)
+    if len(roots) != 1:
+        return None
+    (response_name, nodes), = roots.items()
+    if nodes[0].name.value != ROOT_FIELD:
+        return None
+    location_type = get_named_type(query_type.fields[ROOT_FIELD].type)
+    members, model_fields = [], set()
+    with_cpo = False
+    evses_json = None
+    for name, sub in collect_sub_fields(graphql_schema, fragments, {}, location_type, nodes).items():
+        field = sub[0].name.value
+        if field == "__typename":
+            members.append((name, _constant(location_type.name), True))
+            continue
+        if field == "evses":
+            evses_json = _evses_json(graphql_schema, fragments, location_type, sub)
+            if evses_json is None:
+                return None
+            members.append((name, None, True))
+            continue
+        known = LOCATION_FIELDS.get(field)
+        if known is None:
+            return None
+        reads, getter = known
+        model_fields.update(reads)
+        with_cpo = with_cpo or field == "country_code"
+        members.append((name, getter, is_non_null_type(location_type.fields[field].type)))
+    if not members:
+        return None
+    return Plan(response_name=response_name, field_node=nodes[0], location_fields=frozenset(model_fields),
+                with_cpo=with_cpo, evses_json=evses_json, members=tuple(members))
+
+
+def _constant(value):
+    return lambda row: value
+
+
+def _evses_json(graphql_schema, fragments, location_type, nodes) -> str | None:
+    evse_type = get_named_type(location_type.fields["evses"].type)
+    connector_type = get_named_type(evse_type.fields["connectors"].type)
+    evse_members, connector_members = [], None
+    for name, sub in collect_sub_fields(graphql_schema, fragments, {}, evse_type, nodes).items():
+        field = sub[0].name.value
+        if field == "__typename":
+            evse_members.append((name, f"'{evse_type.name}'"))
+        elif field == "connectors":
+            connector_members = []
+            for connector_name, connector_sub in collect_sub_fields(graphql_schema, fragments, {}, connector_type,
+                                                                    sub).items():
+                connector_field = connector_sub[0].name.value
+                if connector_field == "__typename":
+                    connector_members.append((connector_name, f"'{connector_type.name}'"))
+                elif connector_field in CONNECTOR_SQL:
+                    connector_members.append((connector_name, CONNECTOR_SQL[connector_field]))
+                else:
+                    return None
+            evse_members.append((name, None))
+        elif field in EVSE_SQL:
+            evse_members.append((name, EVSE_SQL[field]))
+        else:
+            return None
+    if not evse_members:
+        return None
+    return selectors.public_evses_json_sql(evse_members, connector_members)
+
+
+def answer(plan: Plan, request, document: DocumentNode, operation_name: str | None, variables: dict | None) -> bytes | None:
+    """The response body (JSON) of this request, or None: graphene's path answers it."""
+    try:
+        return _answer(plan, request, document, operation_name, variables)
+    except (_Fallback, GraphQLError, selectors.SearchError):
+        return None
+    except Exception:  # a bug or the database: graphene's path runs it again and reports it as it does
+        logger.exception("compiled %s failed; answering through graphene", ROOT_FIELD)
+        return None
+
+
+def _answer(plan: Plan, request, document, operation_name, variables) -> bytes | None:
+    if getattr(request, "graphql_client", None) is None:
+        raise _Fallback  # UNAUTHENTICATED, as the resolver says it
+    from config.schema import schema
+
+    graphql_schema = schema.graphql_schema
+    operation = get_operation_ast(document, operation_name)
+    coerced = get_variable_values(graphql_schema, operation.variable_definitions or (), variables or {})
+    if isinstance(coerced, list):
+        raise _Fallback
+    field_def = graphql_schema.query_type.fields[ROOT_FIELD]
+    args = get_argument_values(field_def, plan.field_node, coerced)
+    page = types._page(args.get("limit"), args.get("offset"))  # noqa: SLF001 - the resolver's own checks
+    found = selectors.locations_search_page_rows(
+        location_fields=plan.location_fields, with_cpo=plan.with_cpo, evses_json=plan.evses_json,
+        offset=page.start, limit=page.stop - page.start, **types._search_filters(args))  # noqa: SLF001
+    if found is None:
+        raise _Fallback
+    names, rows = found
+    items = []
+    fragment = orjson.Fragment
+    for values in rows:
+        row = dict(zip(names, values))
+        item = {}
+        for name, getter, non_null in plan.members:
+            value = fragment(row["_evses_json"]) if getter is None else getter(row)
+            if value is None and non_null:
+                raise _Fallback  # graphene reports the null as an error
+            item[name] = value
+        items.append(item)
+    return orjson.dumps({"data": {plan.response_name: items}})
