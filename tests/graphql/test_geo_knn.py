@@ -27,6 +27,12 @@ def _same_as_plain(*, lat, lng, distance, offset, limit, **filters):
     assert [loc.pk for loc in found] == [loc.pk for loc in expected], (lat, lng, distance, offset, limit, filters)
     assert [loc.distance for loc in found] == [loc.distance for loc in expected]
     assert all(loc.cpo.country_code == "DE" for loc in found)
+    # The compiled search's rows (locations/graphql_compiled.py): one scan, or the full statement on ties.
+    names, rows = selectors.locations_search_page_rows(location_fields=frozenset(), with_cpo=False, evses_json=None,
+                                                       offset=offset, limit=limit, lat=lat, lng=lng,
+                                                       distance_km=distance, **filters)
+    assert [(row[names.index("id")], row[names.index("distance")]) for row in rows] == [
+        (loc.pk, loc.distance) for loc in expected], (lat, lng, distance, offset, limit, filters)
     return found
 
 

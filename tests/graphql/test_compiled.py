@@ -1,0 +1,197 @@
+"""`find_ev_filter_locations` compiled to one statement (locations/graphql_compiled.py) against graphene's path.
+
+Every request is sent twice, once as it is and once with the compiler turned off, and the two answers
+must be the same JSON with the same status; the tests also say which path answered, so that a change
+that quietly sends everything to graphene (or compiles what it must not) fails.
+"""
+
+import pytest
+from django.db import connection
+
+from locations import graphql_compiled, selectors
+from locations.models import Connector, ConnectorType, Evse
+
+from .conftest import BERLIN, gql, place
+from .shapes import LOCATION
+from .test_query_count import catalogue
+
+pytestmark = pytest.mark.django_db
+
+# The bench's query (bench/bench_graphql.py) as apps send it, with variables.
+NEAR = ("query Near($lat: Float!, $lng: Float!) { find_ev_filter_locations(lat: $lat, lng: $lng, distance: 10, "
+        "limit: 20) { id name address city postal_code country_code publish distance address_lat address_lng "
+        "evses { uid status connectors { standard power_type max_electric_power } } } }")
+# Every field the compiler serves, with aliases, a fragment, __typename and a merged field.
+EVERYTHING = """
+query Everything($lat: Float!, $lng: Float!, $km: Float, $first: Int) {
+  near: find_ev_filter_locations(lat: $lat, lng: $lng, distance: $km, limit: $first, offset: 1) {
+    __typename ...Where kind: __typename owner: cpo_owner_id date_created date_modified province region
+    evses { __typename uid evse_id serial_number meter_type status cpo_location_id current_ws_connection_id
+            server_id points: connectors { __typename id evse_uid connector_id standard format power_type
+            max_voltage max_amperage watts: max_electric_power connector_type rate_setting status } }
+    evses { uid }
+  }
+}
+fragment Where on Location { id name address distance address_lat address_lng city postal_code country_code publish }
+"""
+
+
+@pytest.fixture
+def answers(basic, monkeypatch):
+    """(status, JSON, compiled?) of a request, after checking that graphene's path answers the same."""
+    answered = []
+    answer = graphql_compiled.answer
+
+    def spy(*args):
+        result = answer(*args)
+        answered.append(result is not None)
+        return result
+
+    monkeypatch.setattr(graphql_compiled, "answer", spy)
+
+    def ask(query: str, variables: dict | None = None):
+        answered.clear()
+        fast = gql(basic, query, variables)
+        compiled = any(answered)
+        with monkeypatch.context() as off:
+            off.setattr(graphql_compiled, "plan_of", lambda *_: None)
+            reference = gql(basic, query, variables)
+        assert (fast.status_code, fast.json()) == (reference.status_code, reference.json()), query
+        return fast.status_code, fast.json(), compiled
+
+    return ask
+
+
+@pytest.fixture
+def stations(alpha):
+    """25 locations near Mannheim (2 EVSEs x 2 connectors, lookups, images) and some odd ones in Berlin."""
+    catalogue(alpha, 25)
+    place(alpha, "B1", BERLIN, name="", city="100% Ökostrom")
+    place(alpha, "B2", (BERLIN[0] + 0.003, BERLIN[1]), facilities=["WIFI"])
+    place(alpha, "HIDDEN", (BERLIN[0] + 0.001, BERLIN[1]), moderated=False)
+    evses = list(Evse.objects.filter(location__ocpi_id__in=["B1", "B2"]).order_by("id"))
+    Evse.objects.filter(pk=evses[0].pk).update(status="REMOVED")
+    connector = Connector.objects.filter(evse=evses[1]).order_by("id").first()
+    Connector.objects.filter(pk=connector.pk).update(
+        status="", rate_setting="0.3000", connector_type=ConnectorType.objects.order_by("id").first())
+    return alpha
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the compiled search is PostgreSQL's (on SQLite it answers None: see the smoke test)")
+
+
+@pytest.mark.parametrize("point", [(49.45, 8.5), BERLIN, (0.0, 0.0)])
+def test_the_apps_search_is_compiled_and_answers_as_graphene(answers, stations, point):
+    status, body, compiled = answers(NEAR, {"lat": point[0], "lng": point[1]})
+    assert compiled and status == 200
+    found = body["data"]["find_ev_filter_locations"]
+    assert len(found) == {BERLIN: 2, (0.0, 0.0): 0}.get(point, 20)
+    if point == BERLIN:  # the REMOVED EVSE left out, the other's connectors shown
+        assert [len(location["evses"]) for location in found] == [0, 1]
+
+
+@pytest.mark.parametrize("variables", [
+    {"lat": 49.45, "lng": 8.5}, {"lat": 49.45, "lng": 8.5, "km": 50, "first": 30},
+    {"lat": BERLIN[0], "lng": BERLIN[1], "km": 1, "first": 1}])
+def test_every_compiled_field_aliases_fragments_and_typenames(answers, stations, variables):
+    status, body, compiled = answers(EVERYTHING, variables)
+    assert compiled and status == 200
+    found = body["data"]["near"]
+    assert found and list(found[0])[:3] == ["__typename", "id", "name"]
+    if variables.get("km") == 1:  # Berlin: B2 (offset 1), whose connector has the odd values
+        points = found[0]["evses"][0]["points"]
+        assert points[0]["status"] is None and points[0]["rate_setting"] == 0.3 and points[0]["connector_type"]
+
+
+@pytest.mark.parametrize("filters", [
+    'facilities: ["CAFE"]', 'facilities: ["WIFI"]', 'city: "mannheim"', 'city: "100% Ökostrom"',
+    'connector_types: ["TYPE_2"]', "min_power: 40000", 'status: "AVAILABLE"', 'payment_types: ["GCASH"]',
+    'capabilities: ["QR_READER"], parking_types: ["OUTDOOR"]', 'province: "x"', "limit: 5, offset: 3",
+    "limit: 500", "distance: 0.5"])
+def test_filtered_searches(answers, stations, filters):
+    for lat, lng in ((49.45, 8.5), BERLIN):
+        status, body, compiled = answers(
+            f"{{ find_ev_filter_locations(lat: {lat}, lng: {lng}, distance: 100, {filters}) "
+            "{ id distance evses { uid connectors { id } } } }".replace("distance: 100, distance", "distance"))
+        assert compiled and status == 200, body
+
+
+def test_ties_at_the_page_edge_take_the_full_statement(answers, alpha):
+    for i in range(30):
+        place(alpha, f"S{i:02}", BERLIN)  # 30 locations on one point: every candidate ties
+    for limit, offset in ((1, 0), (20, 0), (20, 15)):
+        status, body, compiled = answers(
+            f"{{ find_ev_filter_locations(lat: {BERLIN[0]}, lng: {BERLIN[1]}, limit: {limit}, offset: {offset}) "
+            "{ id distance } }")
+        assert compiled and status == 200
+        ids = [location["id"] for location in body["data"]["find_ev_filter_locations"]]
+        assert ids == sorted(ids) and len(ids) == min(limit, 30 - offset)
+
+
+@pytest.mark.parametrize("query, variables", [
+    (f"{{ find_ev_filter_locations(lat: 49.45, lng: 8.5) {{ {LOCATION} }} }}", None),  # the seed's fields
+    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id images } }", None),
+    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id evses { date_created } } }", None),
+    ("{ find_ev_filter_locations(city: \"Mannheim\") { id } }", None),  # no point: graphene's path
+    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id } find_ev_locations_count }", None),
+    ("query($x: Boolean!) { find_ev_filter_locations(lat: 49.45, lng: 8.5) { id name @include(if: $x) } }",
+     {"x": True}),
+    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5, limit: 0) { id } }", None),
+    ("{ find_ev_filter_locations(lat: 491.45, lng: 8.5) { id } }", None),
+    ('{ find_ev_filter_locations(lat: 49.45, lng: 8.5, facilities: ["SAUNA"]) { id } }', None),
+    ("query($lat: Float!) { find_ev_filter_locations(lat: $lat, lng: 8.5) { id } }", {"lat": "north"}),
+    ("query($lat: Float!) { find_ev_filter_locations(lat: $lat, lng: 8.5) { id } }", None),
+])
+def test_what_it_does_not_compile_graphene_answers(answers, stations, query, variables):
+    status, body, compiled = answers(query, variables)
+    assert not compiled, body
+
+
+def test_a_caller_without_a_client_key_gets_graphenes_error(stations, anonymous_api, monkeypatch):
+    answered = []
+    answer = graphql_compiled.answer
+    monkeypatch.setattr(graphql_compiled, "answer", lambda *a: answered.append(answer(*a)) or answered[-1])
+    response = gql(anonymous_api, NEAR, {"lat": 49.45, "lng": 8.5})
+    body = response.json()
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert body["data"] == {"find_ev_filter_locations": None} and answered == [None]
+
+
+@pytest.mark.parametrize("count", [1, 25])
+def test_one_statement_whatever_the_number_of_results(basic, alpha, count, django_assert_num_queries):
+    catalogue(alpha, count)
+    gql(basic, "{ find_ev_locations_count }")  # the client key, now known to the process
+    with django_assert_num_queries(1):
+        response = gql(basic, NEAR, {"lat": 49.45, "lng": 8.5})
+    found = response.json()["data"]["find_ev_filter_locations"]
+    assert len(found) == min(count, 20) and all(len(location["evses"]) == 2 for location in found)
+
+
+def test_a_null_in_a_non_null_field_is_graphenes_to_report(answers, stations, monkeypatch):
+    # A value the schema would refuse (here a getter giving None for the non-null `address`): the compiled
+    # path steps aside and graphene answers (as it would report a null there, had it read one).
+    monkeypatch.setitem(graphql_compiled.LOCATION_FIELDS, "address", (("address",), lambda row: None))
+    graphql_compiled.plan_of.cache_clear()
+    try:
+        status, body, compiled = answers("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id address } }")
+    finally:
+        graphql_compiled.plan_of.cache_clear()
+    assert not compiled and status == 200
+    assert all(location["address"] for location in body["data"]["find_ev_filter_locations"])
+
+
+def test_the_rows_are_those_of_the_page(stations):
+    """`locations_search_page_rows` against `locations_search_page`: ids, order and distances."""
+    shape = selectors.Shape(location=frozenset({"cpo"}), evse=frozenset())
+    for lat, lng, km, offset, limit in ((49.45, 8.5, 50, 0, 20), (49.45, 8.5, 50, 7, 5), (*BERLIN, 1, 0, 20)):
+        page = selectors.locations_search_page(shape=shape, offset=offset, limit=limit, lat=lat, lng=lng,
+                                               distance_km=km)
+        names, rows = selectors.locations_search_page_rows(
+            location_fields=frozenset({"name"}), with_cpo=True, evses_json=None, offset=offset, limit=limit,
+            lat=lat, lng=lng, distance_km=km)
+        found = [dict(zip(names, row)) for row in rows]
+        assert [(r["id"], r["distance"], r["_cpo_country_code"]) for r in found] == [
+            (loc.pk, loc.distance, loc.cpo.country_code) for loc in page]
