@@ -484,14 +484,14 @@ def locations_search_page(*, shape: Shape, offset: int, limit: int, lat: float |
     columns, fields = _location_columns(shape.location_fields, with_cpo)
     if knn:
         folded = _folded_evses(shape)
-        sql, params = _knn_page_sql(connection, where, where_params, lat=lat, lng=lng, distance_km=distance_km,
-                                    offset=offset, limit=limit, with_cpo=with_cpo, columns=columns,
-                                    evses_json=folded and folded[0])
+        names, rows = _knn_rows(connection, where, lat=lat, lng=lng, distance_km=distance_km, offset=offset,
+                                limit=limit, with_cpo=with_cpo, columns=columns, evses_json=folded and folded[0])
+        found = _locations_of_rows(connection, db, fields, names, rows)
     else:
         folded = None
         sql, params = _nearest_page_sql(connection, where, where_params, lat=lat, lng=lng, distance_km=distance_km,
                                         offset=offset, limit=limit, with_cpo=with_cpo, columns=columns)
-    found = _read_locations(connection, db, sql, params, fields, prepared=knn)
+        found = _read_locations(connection, db, sql, params, fields)
     if with_cpo:
         cpos = {}  # one instance per CPO of the page, as select_related's values would be
         for location in found:
@@ -524,31 +524,13 @@ def locations_search_page_rows(*, location_fields: frozenset[str], with_cpo: boo
     distance_km = DEFAULT_DISTANCE_KM if distance_km is None else distance_km
     check_point(lat=lat, lng=lng, distance_km=distance_km)
     plain = all(value is None for value in filters.values())
-    if not plain:  # validates the filters (SearchError) whatever the limit
-        where, where_params = _filtered_where(db, _filters_key(filters)), []
+    # The filters' WHERE (validated, SearchError, whatever the limit) with its values as literals.
+    where = _visible_where_literal(connection) if plain else _filtered_where(db, _filters_key(filters))
     if limit < 1:
         return [], []
-    if plain:
-        where, where_params = _visible_where_literal(connection), []
     columns, fields = _location_columns(location_fields, with_cpo)
-    sql, params = _knn_scan_sql(connection, where, lat=lat, lng=lng, distance_km=distance_km, offset=offset,
-                                limit=limit, with_cpo=with_cpo, columns=columns, evses_json=evses_json)
-    with _prepared_cursor(connection) as cursor:
-        cursor.execute(sql, params)
-        names = [column[0] for column in cursor.description]
-        rows = cursor.fetchall()
-        n = offset + limit
-        chord, distance = names.index("_chord"), names.index("distance")
-        chords = sorted(row[chord] for row in rows)
-        if len(rows) < n + KNN_SLACK or chords[n + KNN_SLACK - 1] > chords[n - 1] + KNN_EPSILON:
-            rows = [row for row in rows[offset:] if row[distance] <= distance_km][:limit]
-        else:  # ties at the page's edge: the statement that re-reads them
-            sql, params = _knn_page_sql(connection, where, where_params, lat=lat, lng=lng, distance_km=distance_km,
-                                        offset=offset, limit=limit, with_cpo=with_cpo, columns=columns,
-                                        evses_json=evses_json)
-            cursor.execute(sql, params)
-            names = [column[0] for column in cursor.description]
-            rows = cursor.fetchall()
+    names, rows = _knn_rows(connection, where, lat=lat, lng=lng, distance_km=distance_km, offset=offset, limit=limit,
+                            with_cpo=with_cpo, columns=columns, evses_json=evses_json)
     converters = _LOCATION_CONVERTERS.get(columns)
     if converters is None:
         converters = _LOCATION_CONVERTERS[columns] = db_converters(fields, Location._meta.db_table, connection)
@@ -559,6 +541,28 @@ def locations_search_page_rows(*, location_fields: frozenset[str], with_cpo: boo
 
 
 _LOCATION_CONVERTERS: dict[str, list] = {}  # PostgreSQL's, by the columns of `_location_columns`
+
+
+def _knn_rows(connection, where: str, *, lat: float, lng: float, distance_km: float, offset: int, limit: int,
+              with_cpo: bool, columns: str, evses_json: str | None) -> tuple[list[str], list[tuple]]:
+    """The page on PostgreSQL (`where` with its values as literals): `_knn_scan_sql`, and on ties at the
+    page's edge `_knn_page_sql`. (column names, rows by (distance, id)), the location columns unconverted."""
+    sql, params = _knn_scan_sql(connection, where, lat=lat, lng=lng, distance_km=distance_km, offset=offset,
+                                limit=limit, with_cpo=with_cpo, columns=columns, evses_json=evses_json)
+    with _prepared_cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+        n = offset + limit
+        chord, distance = names.index("_chord"), names.index("distance")
+        chords = sorted(row[chord] for row in rows)
+        # `_knn_page_sql`'s `edge`: the scan ran out of matches, or its last lies beyond the n-th's chord.
+        if len(rows) < n + KNN_SLACK or chords[n + KNN_SLACK - 1] > chords[n - 1] + KNN_EPSILON:
+            return names, [row for row in rows[offset:] if row[distance] <= distance_km][:limit]
+        sql, params = _knn_page_sql(connection, where, [], lat=lat, lng=lng, distance_km=distance_km, offset=offset,
+                                    limit=limit, with_cpo=with_cpo, columns=columns, evses_json=evses_json)
+        cursor.execute(sql, params)
+        return [column[0] for column in cursor.description], cursor.fetchall()
 
 
 def _visible_where_literal(connection) -> str:
@@ -665,24 +669,29 @@ def _location_columns(fields: frozenset[str] | None, with_cpo: bool) -> tuple[st
     return found
 
 
-def _read_locations(connection, db: str, sql: str, params, fields: list, prepared: bool = False) -> list[Location]:
+def _read_locations(connection, db: str, sql: str, params, fields: list) -> list[Location]:
     """What `Location.objects.raw(sql, params)` gives when the statement's first columns are `fields` (in
-    model order) and the rest annotations (`distance`, ...), without its per-statement column resolution:
-    the model fields converted as the ORM converts them, then `from_db`, then the annotations set.
-    `prepared`: PostgreSQL only, see `_prepared_cursor`."""
+    model order) and the rest annotations (`distance`, ...), without its per-statement column resolution."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+    return _locations_of_rows(connection, db, fields, names, rows)
+
+
+def _locations_of_rows(connection, db: str, fields: list, names: list[str], rows: list[tuple]) -> list[Location]:
+    """Locations of rows whose first columns are `fields`: the model fields converted as the ORM converts
+    them, then `from_db`, then the other columns set as annotations (but `_chord`, the KNN scan's)."""
     converters = db_converters(fields, Location._meta.db_table, connection)
     attnames = [field.attname for field in fields]
     n = len(fields)
-    with (_prepared_cursor(connection) if prepared else connection.cursor()) as cursor:
-        cursor.execute(sql, params)
-        annotations = [column[0] for column in cursor.description[n:]]
-        rows = cursor.fetchall()
+    annotations = [(index, name) for index, name in enumerate(names[n:], n) if name != "_chord"]
     locations = []
     from_db = Location.from_db
     for row in rows:
         location = from_db(db, attnames, converted(list(row[:n]), converters, connection))
-        for name, value in zip(annotations, row[n:]):
-            setattr(location, name, value)
+        for index, name in annotations:
+            setattr(location, name, row[index])
         locations.append(location)
     return locations
 

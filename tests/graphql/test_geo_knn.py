@@ -149,3 +149,22 @@ def test_a_filter_kept_per_process_follows_a_lookup_made_again(alpha):
     assert new.pk != old.pk
     location.facilities.add(new)
     assert len(_same_as_plain(lat=BERLIN[0], lng=BERLIN[1], distance=5, offset=0, limit=20, facilities=["CAFE"])) == 1
+
+
+def test_the_scan_is_planned_once_per_connection(alpha):
+    """The compiled search's statement (`_knn_scan_sql`) is prepared, and PostgreSQL settles on its generic
+    plan after its first custom plans: later searches are not planned again (the reason it exists)."""
+    for i in range(30):
+        place(alpha, f"G{i:02}", (BERLIN[0] + i * 0.001, BERLIN[1] + (i % 3) * 0.001))
+    for i in range(12):
+        names, rows = selectors.locations_search_page_rows(
+            location_fields=frozenset({"name"}), with_cpo=True, evses_json=None, offset=0, limit=5,
+            lat=BERLIN[0] + i * 0.0005, lng=BERLIN[1], distance_km=10)
+        assert len(rows) == 5
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                       "WHERE statement LIKE '%%_chord%%' AND statement NOT LIKE '%%WITH knn%%'")
+        plans = cursor.fetchall()
+    assert len(plans) == 1, plans
+    generic, custom = plans[0]
+    assert custom <= 5 and generic >= 7, plans
