@@ -1054,7 +1054,7 @@ def _knn_page_sql(connection, where: str, where_params: list, *, lat: float, lng
 
 
 def _knn_scan_sql(connection, where: str, *, lat: float, lng: float, distance_km: float, offset: int, limit: int,
-                  with_cpo: bool, columns: str, evses_json: str | None) -> tuple[str, dict]:
+                  with_cpo: bool, columns: str, evses_json: str | None) -> tuple[str, list]:
     """`_knn_page_sql`'s first branch alone: the `n + KNN_SLACK` nearest matches of the KNN scan (n = offset +
     limit) with their `distance` and `_chord`, by (distance, id), the radius not applied; `evses_json` only
     for the rows of the page (`rn`, their rank by (distance, id), past `offset` and up to n). The caller
@@ -1067,18 +1067,28 @@ def _knn_scan_sql(connection, where: str, *, lat: float, lng: float, distance_km
     locations, 10 km, 350 points, PostgreSQL's CPU per search 1.49 ms before, ~0.9 ms after, that of the
     floor's statement (bench/bench_graphql.py). The page's size and offset are literals of the text, so
     that the plan is the one for that LIMIT (a few texts per connection)."""
-    distance, distance_params = _distance_sql(connection.vendor, lat, lng)
+    _, distance_params = _distance_sql(connection.vendor, lat, lng)
+    origin = list(unit_point(lat, lng))
+    # Positional: at most 50 parameters, so psycopg keeps the statement's split by its text.
+    return (_knn_scan_text(connection.vendor, where, columns, with_cpo, evses_json, int(offset), int(limit)),
+            [*distance_params, *origin, *origin, chord_of_km(distance_km), *origin])
+
+
+@functools.lru_cache(maxsize=512)
+def _knn_scan_text(vendor: str, where: str, columns: str, with_cpo: bool, evses_json: str | None, offset: int,
+                   limit: int) -> str:
+    """`_knn_scan_sql`'s statement (its text depends on none of the point's values), written once."""
+    distance, _ = _distance_sql(vendor, 0.0, 0.0)
     table = '"locations_location"'
     origin = "cube(ARRAY[%s, %s, %s]::float8[])"
-    origin_params = list(unit_point(lat, lng))
-    n = int(offset) + int(limit)
+    n = offset + limit
     cpo_columns = (', "locations_cpo"."country_code" AS "_cpo_country_code", '
                    '"locations_cpo"."party_id" AS "_cpo_party_id"') if with_cpo else ""
     cpo_join = ' INNER JOIN "locations_cpo" ON (page."cpo_id" = "locations_cpo"."id")' if with_cpo else ""
     page_columns = columns.replace(f"{table}.", "page.")
-    json_column = (f', CASE WHEN page."_rn" > {int(offset)} AND page."_rn" <= {n} THEN {evses_json} END '
+    json_column = (f', CASE WHEN page."_rn" > {offset} AND page."_rn" <= {n} THEN {evses_json} END '
                    f'AS "_evses_json"') if evses_json else ""
-    sql = (
+    return (
         f"SELECT {page_columns}, page.\"distance\", page.\"_chord\"{cpo_columns}{json_column} FROM ("
         f"SELECT knn.*, row_number() OVER (ORDER BY knn.\"distance\", knn.\"id\") AS \"_rn\" FROM ("
         f"SELECT {columns}, {distance} AS \"distance\", {GEO_POINT_SQL} <-> {origin} AS \"_chord\" FROM {table} "
@@ -1086,8 +1096,6 @@ def _knn_scan_sql(connection, where: str, *, lat: float, lng: float, distance_km
         f"ORDER BY {GEO_POINT_SQL} <-> {origin} LIMIT {n + KNN_SLACK}) AS knn) AS page{cpo_join} "
         f"ORDER BY page.\"distance\" ASC, page.\"id\" ASC"
     )
-    params = [*distance_params, *origin_params, *origin_params, chord_of_km(distance_km), *origin_params]
-    return _named(sql, params)
 
 
 def _named(sql: str, params: list) -> tuple[str, list | dict]:
