@@ -13,6 +13,7 @@ from locations.enums import Moderation, Status
 from locations.models import Connector, ConnectorType, Cpo, Evse, Location
 from locations.writer import inserts as inserting
 from locations.writer.changes import EVSE_M2M, LOCATION_M2M, ConnectorChange, EvseChange, LocationChange, Outcome
+from locations.writer import new_rows
 from locations.writer.lookups import _Lookups
 from locations.writer.stored import (
     _RELATION_NAMES,
@@ -25,6 +26,8 @@ from locations.writer.stored import (
 )
 
 # --- The engine ---------------------------------------------------------------------------------------
+
+ROWS_FOR_NEW = True  # new locations written as rows (new_rows); False: as instances, as every other change
 
 class _Batch:
     """One batch of changes for one CPO: read what is stored, decide, write in bulk."""
@@ -40,6 +43,9 @@ class _Batch:
         self.m2m_wanted: list[tuple[str, models.Model, dict[str, list[str]]]] = []
         self.created_ids: set[int] = set()
         self.lookup_ids = _Lookups()
+        self.alias = router.db_for_write(Location)
+        # New locations as rows straight from their values where the inserts take rows (new_rows).
+        self.new_rows = ROWS_FOR_NEW and inserting._uses_copy(Location) is not None and new_rows.usable()
 
     def run(self) -> None:
         self._load()
@@ -75,6 +81,9 @@ class _Batch:
         if location is None:
             if change.partial:
                 raise Location.DoesNotExist(f"location {change.ocpi_id!r} does not exist")
+            if self.new_rows:
+                new_rows.location_created(self, change)
+                return
             location = _new(Location, cpo=self.cpo, moderation=self.initial, ocpi_id=change.ocpi_id)
             self.locations[change.ocpi_id] = location
         elif change.values.get("last_updated") and location.last_updated > incoming:
@@ -224,7 +233,10 @@ class _Batch:
         inserts.reserve_ids(new)  # ids of the new rows, before any insert: children name their parents
         for model, objs in new.items():
             for obj in objs:
-                if model is Evse:
+                if type(obj) is new_rows.Row:
+                    if model is not Location:
+                        obj["location_id" if model is Evse else "evse_id"] = obj.parent.pk
+                elif model is Evse:
                     obj.location_id = obj.location.pk
                 elif model is Connector:
                     obj.evse_id = obj.evse.pk
@@ -243,7 +255,7 @@ class _Batch:
         inserts.run()
         if self.connector_deletes:
             Connector.objects.filter(pk__in=self.connector_deletes).delete()
-        signals.send_locations_changed(change.outcome.instance.pk for change in self.changes if change.outcome.changed)
+        signals.send_locations_changed(change.outcome.pk for change in self.changes if change.outcome.changed)
 
     def _write_m2m(self, inserts: inserting._Inserts) -> None:
         """Per through table: one DELETE of the pairs no longer wanted, the new pairs with the inserts."""

@@ -20,6 +20,10 @@ class Outcome:
     changed: bool = False
     stale: bool = False
 
+    @property
+    def pk(self) -> int | None:
+        return self.instance.pk
+
 
 @dataclass
 class ConnectorChange:

@@ -12,6 +12,8 @@ from typing import Iterable, Iterator
 import orjson
 from django.db import connections, models, router
 
+from locations.writer.new_rows import Row
+
 # --- Inserting new rows --------------------------------------------------------------------------------
 # On PostgreSQL many new rows go in with COPY: bulk_create spent most of an import building its INSERT (a
 # prepared value per field and row) and having psycopg render the parameters, COPY streams the rows as
@@ -64,7 +66,8 @@ class _Inserts:
                 obj.pk = pk
 
     def add(self, model: type[models.Model], objs: list[models.Model]) -> None:
-        """New instances (their pk reserved on PostgreSQL); after run() each is no longer `adding`."""
+        """New instances or rows (new_rows.Row, PostgreSQL only), their pk reserved on PostgreSQL; after run()
+        each instance is no longer `adding`."""
         if _uses_copy(model) is None:  # at once: the children's foreign keys need these ids
             model.objects.bulk_create(objs, batch_size=500)
             return
@@ -72,23 +75,29 @@ class _Inserts:
         fields = opts.concrete_fields
         # auto_now(_add) fields are filled here, as their pre_save would; one instant for the whole batch.
         stamped = [f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+        instances = [obj for obj in objs if type(obj) is not Row]  # the others: new_rows, dicts by attname
+        stamps = dict.fromkeys(stamped, self.now)
         for obj in objs:
-            for attname in stamped:
-                setattr(obj, attname, self.now)
+            if type(obj) is Row:
+                obj.update(stamps)
+            else:
+                for attname in stamped:
+                    setattr(obj, attname, self.now)
         connection = connections[self.alias]
-        values_of = operator.attrgetter(*(f.attname for f in fields))
+        attnames = [f.attname for f in fields]
+        values_of, items_of = operator.attrgetter(*attnames), operator.itemgetter(*attnames)
         converted = [(i, convert) for i, f in enumerate(fields) if (convert := _copy_value(f, connection))]
         json_columns = [f.column for f in fields if type(f) is models.JSONField]
 
         def rows() -> Iterator[list]:
             for obj in objs:
-                row = list(values_of(obj))
+                row = list(items_of(obj) if type(obj) is Row else values_of(obj))
                 for i, convert in converted:
                     row[i] = convert(row[i])
                 yield row
 
         self._rows(opts.db_table, [f.column for f in fields], rows(), len(objs), json_columns)
-        for obj in objs:
+        for obj in instances:
             obj._state.adding = False
             obj._state.db = self.alias
 
