@@ -29,4 +29,5 @@ def post_worker_init(worker):
     """In each worker, after the fork, before it accepts a request."""
     from config.warmup import warm_worker
 
-    warm_worker()
+    steps = warm_worker()
+    worker.log.info("worker warmed: %s", ", ".join(f"{name} {ms:.0f} ms" for name, ms in steps.items()))

@@ -8,7 +8,12 @@ the import of the URLconf (and through it every view, serializer and the GraphQL
 795-975 ms for the first search of each worker against a warm p50 of 17-26 ms. Warmed in the master only,
 74-209 ms; with `warm_worker` too, 10-25 ms against a warm p50 of 8-24 ms in the same runs; with the
 throttle's read warmed as well, 8-13 ms against 4.4-18.8 ms (bench/bench_cold_start.py: 100,000
-locations, 2 workers, 3-6 restarts, load average 3.4-4.5 on 2 cores). What is left is not copy-on-write:
+locations, 2 workers, 3-6 restarts, load average 3.4-4.5 on 2 cores). Once the search became one prepared
+statement (locations.graphql_compiled; warm p50 3.2-6.9 ms at 100,000 locations, by load), its preparation and first
+plans and the client key's lookup were most of what a worker's first search paid more: 1.86-3.14x the warm
+p50 (each worker's first, median of 10) and 2.58-3.58x the same search sent again warm. So `warm_worker` also
+runs the compiled search WARM_SEARCHES times and keeps the active client keys (~13 ms of its ~60 ms):
+1.21-1.73x and 1.43-1.59x (3 runs x 5 restarts each way; load 1.0-3.9 before, 4.0-4.6 after). What is left is not copy-on-write:
 a worker's first search takes 174 minor page faults, its fifth 6-20. Nor did `gc.freeze()` before the fork
 change the first searches (6 restarts each way), so it is not used.
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +36,22 @@ logger = logging.getLogger(__name__)
 WARM_PATHS = ("/graphql", "/health/", "/ocpi/versions", "/ocpi/2.2.1/locations", "/api/schema/")
 
 # The apps' query documents (docs/graphql.md): parsed and validated once per distinct text
-# (config.graphql._checked_document caches them), so these never cost a first request its parse.
+# (config.graphql._checked_document caches them), so these never cost a first request its parse. The first
+# is an app's map search (bench_graphql's, compiled: locations.graphql_compiled); the others are the
+# front end's own queries as the seed prints them (config/warm_queries/, the same text as the contract
+# tests' fixtures), which graphene answers.
 WARM_QUERIES = (
     "query Near($lat: Float!, $lng: Float!) { find_ev_filter_locations(lat: $lat, lng: $lng, distance: 10, "
     "limit: 20) { id name address city postal_code country_code publish distance address_lat address_lng "
     "evses { uid status connectors { standard power_type max_electric_power } } } }",
+    *(path.read_text(encoding="utf-8") for path in sorted((Path(__file__).parent / "warm_queries").glob("*.graphql"))),
 )
 WARM_VARIABLES = {"lat": 52.52, "lng": 13.405}  # Berlin; an empty catalogue answers [] just as well
+# Executions of each compiled search in a worker before its first request. Its statement is prepared on the
+# connection; PostgreSQL plans the first 5 executions with their values (custom plans) and from the 6th uses
+# the generic plan if it is no dearer, which for this statement it is (selectors._knn_scan_sql): after 6, a
+# request neither prepares nor plans it.
+WARM_SEARCHES = 6
 
 
 def warm_master() -> dict[str, float]:
@@ -54,13 +69,17 @@ def warm_master() -> dict[str, float]:
     return steps
 
 
-def warm_worker() -> None:
+def warm_worker() -> dict[str, float]:
     """In a forked worker, before its first request: open its own database and cache connections and run the
-    apps' search once on them. A new PostgreSQL backend starts with empty catalogue caches and plans, which
-    cost the worker's first search 30 ms of SQL (of 70 ms; 8-10 ms warm) in an in-process profile."""
+    apps' searches on them; milliseconds per step. A new PostgreSQL backend starts with empty catalogue
+    caches and plans, which cost the worker's first search 30 ms of SQL (of 70 ms; 8-10 ms warm) in an
+    in-process profile; the compiled search's prepared statement, 2.6 ms of its first execution's 5.8 ms
+    (1.1-1.4 ms warm; 100,000 locations). Every step logs its failure and the worker starts all the same."""
     from django.core.cache import caches
     from django.db import connections
 
+    steps: dict[str, float] = {}
+    started = time.perf_counter()
     for cache in caches.all():
         try:
             cache.get("evhub:warm-up")
@@ -71,15 +90,21 @@ def warm_worker() -> None:
             connection.ensure_connection()
         except Exception:  # noqa: BLE001 - the database may be down at start; requests will retry
             logger.warning("warm-up: database %s unavailable", connection.alias, exc_info=True)
-            return
-    try:
-        _search()
-    except Exception:  # noqa: BLE001
-        logger.exception("warm-up search failed")
+            steps["connect"] = (time.perf_counter() - started) * 1000
+            return steps
+    steps["connect"] = (time.perf_counter() - started) * 1000
+    for name, step in (("search", _search), ("compiled", _compiled_search), ("client keys", _client_keys)):
+        started = time.perf_counter()
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - e.g. a database not migrated yet: the requests will tell
+            logger.exception("warm-up %s failed", name)
+        steps[name] = (time.perf_counter() - started) * 1000
+    return steps
 
 
 def _search() -> None:
-    """The apps' search twice, reads only: once through the whole WSGI application without a credential (the
+    """The apps' searches twice each, reads only: once through the whole WSGI application without a credential (the
     middleware, the view, authentication; the field answers UNAUTHENTICATED, no guess is recorded without a
     key), once through the GraphQL view for a stand-in caller (the resolvers and their SQL), after the `Basic`
     key lookup with a key that matches nothing."""
@@ -124,6 +149,51 @@ def _search() -> None:
             logger.warning("warm-up search answered %s: %s", status, text[:300])
 
 
+def _compiled_search() -> None:
+    """Each compiled app query (`locations.graphql_compiled`, as config.graphql's view calls it) WARM_SEARCHES
+    times at different points, on this worker's connection, for a stand-in caller: the statement prepared and
+    its plan settled, and the Python of the compiled path run once. Reads only."""
+    from django.conf import settings
+    from django.test import RequestFactory
+
+    from config import graphql
+    from locations import graphql_compiled
+
+    points = _warm_points()
+    request = RequestFactory().post("/graphql", content_type="application/json")
+    request.graphql_cpo = request.graphql_auth_error = None
+    request.graphql_client = object()  # answer() asks only whether there is a caller
+    for query in WARM_QUERIES:
+        document, errors = graphql._checked_document(query, settings.GRAPHQL_INTROSPECTION)
+        plan = None if errors else graphql_compiled.plan_of(document, None)
+        if plan is None:
+            continue  # graphene's to answer: _search warmed it
+        for lat, lng in points:
+            if graphql_compiled.answer(plan, request, document, None, {"lat": lat, "lng": lng}) is None:
+                break  # graphene's path answers here (SQLite; a failure answer() logged): _search warmed it
+
+
+def _client_keys() -> None:
+    """The front ends' active keys kept as accepted (emsp.services): the worker's first search with a key does
+    not look it up. Last, so that the warm-up's own lookups do not use up the time they are kept for."""
+    from emsp.services import portal_clients_accepted_preload
+
+    portal_clients_accepted_preload()
+
+
+def _warm_points() -> list[tuple[float, float]]:
+    """WARM_SEARCHES points: where the catalogue's first and last locations are (two reads by primary key;
+    a search there finds rows, so the EVSEs' JSON is made too), then around WARM_VARIABLES' point."""
+    from locations.models import Location
+
+    ends = [*Location.objects.order_by("id").values_list("address_lat", "address_lng")[:2],
+            *Location.objects.order_by("-id").values_list("address_lat", "address_lng")[:2]]
+    points = [(lat, lng) for lat, lng in ends if lat is not None and lng is not None]
+    lat, lng = WARM_VARIABLES["lat"], WARM_VARIABLES["lng"]
+    points += [(lat + 0.01 * i, lng + 0.01 * i) for i in range(WARM_SEARCHES)]
+    return points[:WARM_SEARCHES]
+
+
 def _urls() -> None:
     from django.urls import Resolver404, get_resolver
 
@@ -151,12 +221,15 @@ def _graphql() -> None:
 
     from config import graphql
     from config.schema import schema
+    from locations import graphql_compiled
 
     validate_schema(schema.graphql_schema)
     for query in WARM_QUERIES:
-        _, errors = graphql._checked_document(query, settings.GRAPHQL_INTROSPECTION)  # the view's cache key
+        document, errors = graphql._checked_document(query, settings.GRAPHQL_INTROSPECTION)  # the view's cache key
         if errors:
             logger.warning("warm-up query does not validate: %s", errors[0])
+            continue
+        graphql_compiled.plan_of(document, None)  # compiled or not (None), cached per document
 
 
 def _rest() -> None:

@@ -13,6 +13,11 @@ from django.db import connections
 from django.urls import get_resolver
 
 from config import graphql, warmup
+from emsp.services import portal_client_create
+from locations import graphql_compiled
+from locations import services as location_services
+from tests.conftest import location_payload
+from tests.contract.seeds import query as contract_query
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "gunicorn.conf.py"
@@ -97,3 +102,76 @@ def test_warming_a_worker_opens_its_connection_and_searches_without_error(caplog
     assert any("locations_location" in sql for sql in statements), statements  # the search
     writes = ("INSERT ", "UPDATE ", "DELETE ")
     assert not [sql for sql in statements if any(w in sql.upper() for w in writes)]  # reads only
+
+
+def _prepared_executions() -> list[int]:
+    """How often each statement prepared on this connection has run (PostgreSQL counts its plans)."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT generic_plans + custom_plans FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _postgresql_only():
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("the compiled search and its prepared statement are PostgreSQL's")
+
+
+def test_the_master_compiles_the_apps_queries_before_the_fork():
+    graphql_compiled.plan_of.cache_clear()
+    warmup.warm_master()
+    misses = graphql_compiled.plan_of.cache_info().misses
+    assert misses == len(warmup.WARM_QUERIES)  # the app's search and the seed's two, compiled or not (None)
+    for query in warmup.WARM_QUERIES:
+        document, errors = graphql._checked_document(query, settings.GRAPHQL_INTROSPECTION)
+        assert not errors
+        graphql_compiled.plan_of(document, None)
+    assert graphql_compiled.plan_of.cache_info().misses == misses  # the view's next call is a cache hit
+    assert graphql_compiled.plan_of(graphql._checked_document(warmup.WARM_QUERIES[0], False)[0], None) is not None
+
+
+def test_the_seed_queries_warmed_are_the_front_ends_own():
+    assert warmup.WARM_QUERIES[1:] == (contract_query("Find_ev_filter_locations"), contract_query("Find_ev_locations"))
+
+
+@pytest.mark.django_db
+def test_a_worker_settles_the_compiled_search_on_its_connection_and_its_first_search_is_one_query(
+        alpha, client, django_assert_num_queries, caplog):
+    _postgresql_only()
+    location_services.location_upsert(cpo=alpha, data=location_payload(alpha))
+    _, key = portal_client_create(name="map app")
+
+    with caplog.at_level(logging.WARNING):
+        steps = warmup.warm_worker()
+
+    assert set(steps) == {"connect", "search", "compiled", "client keys"}
+    assert not caplog.records, [record.getMessage() for record in caplog.records]
+    # The compiled page statement, prepared on this connection, has run WARM_SEARCHES times: PostgreSQL has
+    # chosen the plan it keeps, and no request prepares or plans it again.
+    assert max(_prepared_executions()) >= warmup.WARM_SEARCHES
+    body = {"query": warmup.WARM_QUERIES[0], "variables": warmup.WARM_VARIABLES}
+    with django_assert_num_queries(1):  # the page only: the key was kept by the warm-up, not looked up
+        response = client.post("/graphql", body, content_type="application/json", HTTP_AUTHORIZATION=f"Basic {key}")
+    assert response.status_code == 200 and "errors" not in response.json()
+
+
+@pytest.mark.smoke
+@pytest.mark.django_db
+def test_a_worker_warms_an_empty_catalogue_without_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        steps = warmup.warm_worker()
+    assert set(steps) == {"connect", "search", "compiled", "client keys"}
+    assert not caplog.records, [record.getMessage() for record in caplog.records]
+    if connections["default"].vendor == "postgresql":
+        assert max(_prepared_executions()) >= warmup.WARM_SEARCHES
+
+
+@pytest.mark.django_db
+def test_a_worker_starts_on_a_database_not_migrated(caplog):
+    """The catalogue's table missing (as before `migrate`): every step logs its failure, none stops the worker."""
+    _postgresql_only()
+    with connections["default"].cursor() as cursor:  # undone with the test's transaction
+        cursor.execute("ALTER TABLE locations_location RENAME TO locations_location_not_yet")
+    with caplog.at_level(logging.WARNING):
+        steps = warmup.warm_worker()
+    assert set(steps) == {"connect", "search", "compiled", "client keys"}
+    assert any(record.levelno >= logging.ERROR and "compiled" in record.getMessage() for record in caplog.records)

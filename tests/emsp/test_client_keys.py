@@ -76,3 +76,28 @@ def test_over_http_a_revocation_ends_the_next_request(front_end, api):
     body = api.post("/graphql", {"query": SEARCH}, format="json").json()
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert "unknown or revoked client key" in body["errors"][0]["message"]
+
+
+def test_a_preload_keeps_the_active_keys_for_the_setting_and_not_the_revoked(front_end, clock, settings,
+                                                                             django_assert_num_queries):
+    settings.CLIENT_KEY_CACHE_SECONDS = 10
+    client, key = front_end
+    revoked, revoked_key = services.portal_client_create(name="old app")
+    services.portal_client_revoke(client=revoked)
+    assert services.portal_clients_accepted_preload() == 1
+    with django_assert_num_queries(0):  # kept: the worker's first request does not look it up
+        assert _accepted(key)
+    with django_assert_num_queries(1):
+        assert not _accepted(revoked_key)
+    clock[0] += 10.1
+    with django_assert_num_queries(1):  # kept no longer than an accepted key
+        assert _accepted(key)
+
+
+def test_no_preload_with_zero_seconds(front_end, settings, django_assert_num_queries):
+    settings.CLIENT_KEY_CACHE_SECONDS = 0
+    _, key = front_end
+    with django_assert_num_queries(0):
+        assert services.portal_clients_accepted_preload() == 0
+    with django_assert_num_queries(1):
+        assert _accepted(key)
