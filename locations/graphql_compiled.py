@@ -1,15 +1,18 @@
 """`find_ev_filter_locations` answered by one SQL statement, without graphene's executor (issue 14).
 
 An app's map asks the same search again and again, with a new point: 20 locations, their EVSEs and
-connectors. Through graphene that page is ~600 fields resolved one by one, ~150 model instances and a
-JSON encoding: ~2.5 ms of Python, more than the statement itself. Here a query that selects only what
-one statement can give is compiled once per query text into
+connectors. Through graphene that page is ~600 fields resolved one by one (~2,000 with the contract's whole
+query), ~150 model instances and a JSON encoding: ~2.5 ms of Python, more than the statement itself. Here a
+query that selects only what one statement can give is compiled once per query text into
 - the location columns it reads and how each becomes its JSON value (the resolvers' own conversions:
-  `distance` rounded to metres, `publish`, dates as ISO 8601), and
-- one JSON expression for the public EVSEs and their connectors, keyed by the query's response names
-  (aliases included), made by PostgreSQL inside the page statement;
+  `distance` rounded to metres, `publish`, dates as ISO 8601, `images` from the OCPI images and the
+  photos' storage URLs), and
+- JSON expressions for the public EVSEs with their connectors and lookups, and for the location's
+  lookups, keyed by the query's response names (aliases included), made by PostgreSQL inside the page
+  statement;
 and each request is its arguments, one prepared statement (`selectors.locations_search_page_rows`, the
 nearest-first page of `locations_search_page`: the same rows, order and distances) and a dict per location.
+The contract's whole query (shared/seeds) compiles; `image_details` and an EVSE's `locations` do not.
 
 Anything else takes graphene's path, which is the reference: a field not listed here, a directive, more
 than one root field, an argument or variable the schema refuses, a caller without a client key, a search
@@ -35,6 +38,7 @@ from locations import graphql as types
 from locations import selectors
 from locations.enums import Moderation
 from locations.models import Connector, ConnectorType, Evse, Location
+from locations.uploads import storage_url
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +87,20 @@ def _publish_of(moderation: str, publish: str):
 _publish = _publish_of(_column(Location, "moderation"), _column(Location, "publish"))
 
 
+def _images_of(column: str):
+    """`resolve_images`: the URLs of the location's OCPI images (the JSON column), then of its photos."""
+    def get(row):
+        urls = []
+        for image in row[column] or ():
+            if isinstance(image, dict) and image.get("url"):
+                if not isinstance(image["url"], str):
+                    raise _Fallback  # graphene's String would write it its own way
+                urls.append(image["url"])
+        urls.extend(storage_url(name) for name in orjson.loads(row[PHOTOS]))
+        return urls
+    return get
+
+
 LOCATION_FIELDS: dict[str, tuple[tuple[str, ...], Callable]] = {
     "id": ((), _int("id")),
     "cpo_owner_id": (("cpo",), _int(_column(Location, "cpo"))),
@@ -93,15 +111,25 @@ LOCATION_FIELDS: dict[str, tuple[tuple[str, ...], Callable]] = {
     "distance": ((), _distance),
     "country_code": (("cpo",), _plain(_CPO)),
     "publish": (("moderation", "publish"), _publish),
+    "images": (("images",), _images_of(_column(Location, "images"))),
 }
 
+def _iso_sql(column: str) -> str:
+    """A timestamp column as graphene's DateTime writes Django's value (`isoformat()` of an aware UTC
+    datetime): seconds, then `.` and six digits unless the microseconds are 0, then `+00:00` (PostgreSQL's
+    own JSON of a timestamp drops trailing zeros of the fraction: `.12` where Python writes `.120000`)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN mod(extract(microseconds FROM {utc})::bigint, "
+            f"1000000) = 0 THEN '' ELSE to_char({utc}, '.US') END || '+00:00')")
+
+
 # EVSE and connector fields as SQL over the EVSE `e` and the connector `n` (JSON carries text, integers and
-# floats as these fields' resolvers give them; dates are not listed: PostgreSQL writes their fractions
-# differently from Python's isoformat).
+# floats as these fields' resolvers give them).
 EVSE_SQL = {
     **{name: f'e."{_column(Evse, name)}"' for name in ("uid", "evse_id", "serial_number", "meter_type", "status",
                                                       "current_ws_connection_id", "server_id")},
     "cpo_location_id": f'e."{_column(Evse, "location")}"',
+    "date_created": _iso_sql(f'e."{_column(Evse, "date_created")}"'),
 }
 CONNECTOR_SQL = {
     **{name: f'n."{_column(Connector, name)}"' for name in ("connector_id", "standard", "format", "power_type",
@@ -112,7 +140,14 @@ CONNECTOR_SQL = {
     "connector_type": (f'(SELECT t."{_column(ConnectorType, "code")}" FROM "{ConnectorType._meta.db_table}" t '
                        f'WHERE t."id" = n."{_column(Connector, "connector_type")}")'),
     "rate_setting": f'n."{_column(Connector, "rate_setting")}"::float8',
+    "date_created": _iso_sql(f'n."{_column(Connector, "date_created")}"'),
+    "date_modified": _iso_sql(f'n."{_column(Connector, "date_modified")}"'),
 }
+# Lookups (facilities, capabilities ...: graphene's Lookup interface) as SQL over the lookup `l`.
+LOOKUP_SQL = {"id": 'l."id"', "code": 'l."code"', "description": 'l."description"'}
+LOCATION_LOOKUPS = ("facilities", "parking_restrictions", "parking_types")
+EVSE_LOOKUPS = ("capabilities", "payment_types")
+PHOTOS = "_photos"  # the page's photos' storage names (images)
 
 
 class _Fallback(Exception):
@@ -125,9 +160,9 @@ class Plan:
     field_node: object
     location_fields: frozenset[str]
     with_cpo: bool
-    evses_json: str | None
-    # (response name, getter, non-null in the schema); getter None: the EVSEs' JSON
-    members: tuple[tuple[str, Callable | None, bool], ...]
+    json_columns: tuple[tuple[str, str], ...]  # (alias, SQL over the page's row): EVSEs, lookups, photos
+    # (response name, getter, non-null in the schema)
+    members: tuple[tuple[str, Callable, bool], ...]
 
 
 def _has_directives(document: DocumentNode) -> bool:
@@ -161,19 +196,24 @@ def plan_of(document: DocumentNode, operation_name: str | None) -> Plan | None:
     if nodes[0].name.value != ROOT_FIELD:
         return None
     location_type = get_named_type(query_type.fields[ROOT_FIELD].type)
-    members, model_fields = [], set()
+    members, model_fields, json_columns = [], set(), []
     with_cpo = False
-    evses_json = None
     for name, sub in collect_sub_fields(graphql_schema, fragments, {}, location_type, nodes).items():
         field = sub[0].name.value
         if field == "__typename":
             members.append((name, _constant(location_type.name), True))
             continue
-        if field == "evses":
-            evses_json = _evses_json(graphql_schema, fragments, location_type, sub)
-            if evses_json is None:
+        if field == "evses" or field in LOCATION_LOOKUPS:
+            if field == "evses":
+                sql = _evses_json(graphql_schema, fragments, location_type, sub)
+            else:
+                sql = _lookups_json(graphql_schema, fragments, location_type.fields[field], sub, Location, field,
+                                    "page", text=True)
+            if sql is None:
                 return None
-            members.append((name, None, True))
+            alias = f"_j_{name}"
+            json_columns.append((alias, sql))
+            members.append((name, _fragment(alias), True))
             continue
         known = LOCATION_FIELDS.get(field)
         if known is None:
@@ -181,15 +221,38 @@ def plan_of(document: DocumentNode, operation_name: str | None) -> Plan | None:
         reads, getter = known
         model_fields.update(reads)
         with_cpo = with_cpo or field == "country_code"
+        if field == "images" and (PHOTOS, selectors.photos_json_sql()) not in json_columns:
+            json_columns.append((PHOTOS, selectors.photos_json_sql()))
         members.append((name, getter, is_non_null_type(location_type.fields[field].type)))
     if not members:
         return None
     return Plan(response_name=response_name, field_node=nodes[0], location_fields=frozenset(model_fields),
-                with_cpo=with_cpo, evses_json=evses_json, members=tuple(members))
+                with_cpo=with_cpo, json_columns=tuple(json_columns), members=tuple(members))
 
 
 def _constant(value):
     return lambda row: value
+
+
+def _fragment(alias: str):
+    """A JSON column made by PostgreSQL, written into the answer as it is."""
+    fragment = orjson.Fragment
+    return lambda row: fragment(row[alias])
+
+
+def _lookups_json(graphql_schema, fragments, field_def, nodes, model, relation: str, owner: str, *,
+                  text: bool) -> str | None:
+    lookup_type = get_named_type(field_def.type)
+    members = []
+    for name, sub in collect_sub_fields(graphql_schema, fragments, {}, lookup_type, nodes).items():
+        field = sub[0].name.value
+        if field == "__typename":
+            members.append((name, f"'{lookup_type.name}'"))
+        elif field in LOOKUP_SQL:
+            members.append((name, LOOKUP_SQL[field]))
+        else:
+            return None
+    return selectors.lookups_json_sql(model, relation, members, owner, text=text) if members else None
 
 
 def _evses_json(graphql_schema, fragments, location_type, nodes) -> str | None:
@@ -201,6 +264,8 @@ def _evses_json(graphql_schema, fragments, location_type, nodes) -> str | None:
         if field == "__typename":
             evse_members.append((name, f"'{evse_type.name}'"))
         elif field == "connectors":
+            if connector_members is not None:
+                return None  # two response names for the connectors: one nested list each is not built here
             connector_members = []
             for connector_name, connector_sub in collect_sub_fields(graphql_schema, fragments, {}, connector_type,
                                                                     sub).items():
@@ -211,7 +276,14 @@ def _evses_json(graphql_schema, fragments, location_type, nodes) -> str | None:
                     connector_members.append((connector_name, CONNECTOR_SQL[connector_field]))
                 else:
                     return None
+            if not connector_members:
+                return None
             evse_members.append((name, None))
+        elif field in EVSE_LOOKUPS:
+            sql = _lookups_json(graphql_schema, fragments, evse_type.fields[field], sub, Evse, field, "e", text=False)
+            if sql is None:
+                return None
+            evse_members.append((name, sql))
         elif field in EVSE_SQL:
             evse_members.append((name, EVSE_SQL[field]))
         else:
@@ -246,18 +318,17 @@ def _answer(plan: Plan, request, document, operation_name, variables) -> bytes |
     args = get_argument_values(field_def, plan.field_node, coerced)
     page = types._page(args.get("limit"), args.get("offset"))  # noqa: SLF001 - the resolver's own checks
     found = selectors.locations_search_page_rows(
-        location_fields=plan.location_fields, with_cpo=plan.with_cpo, evses_json=plan.evses_json,
+        location_fields=plan.location_fields, with_cpo=plan.with_cpo, json_columns=plan.json_columns,
         offset=page.start, limit=page.stop - page.start, **types._search_filters(args))  # noqa: SLF001
     if found is None:
         raise _Fallback
     names, rows = found
     items = []
-    fragment = orjson.Fragment
     for values in rows:
         row = dict(zip(names, values))
         item = {}
         for name, getter, non_null in plan.members:
-            value = fragment(row["_evses_json"]) if getter is None else getter(row)
+            value = getter(row)
             if value is None and non_null:
                 raise _Fallback  # graphene reports the null as an error
             item[name] = value

@@ -364,6 +364,8 @@ def shaped(instance, relation: str):
 
 
 def _prefetch(name: str, queryset: QuerySet | None = None, prefix: str = "") -> Prefetch:
+    if queryset is None and name == "photos":  # in upload order, as the compiled search gives them
+        queryset = Photo.objects.order_by("id")
     return Prefetch(prefix + name, queryset=queryset, to_attr=SHAPED + name)
 
 
@@ -485,7 +487,8 @@ def locations_search_page(*, shape: Shape, offset: int, limit: int, lat: float |
     if knn:
         folded = _folded_evses(shape)
         names, rows = _knn_rows(connection, where, lat=lat, lng=lng, distance_km=distance_km, offset=offset,
-                                limit=limit, with_cpo=with_cpo, columns=columns, evses_json=folded and folded[0])
+                                limit=limit, with_cpo=with_cpo, columns=columns,
+                                json_columns=(("_evses_json", folded[0]),) if folded else ())
         found = _locations_of_rows(connection, db, fields, names, rows)
     else:
         folded = None
@@ -507,13 +510,15 @@ def locations_search_page(*, shape: Shape, offset: int, limit: int, lat: float |
     return found
 
 
-def locations_search_page_rows(*, location_fields: frozenset[str], with_cpo: bool, evses_json: str | None,
+def locations_search_page_rows(*, location_fields: frozenset[str], with_cpo: bool,
+                               json_columns: tuple[tuple[str, str], ...],
                                offset: int, limit: int, lat: float | None = None, lng: float | None = None,
                                distance_km: float | None = None, **filters) -> tuple[list[str], list[tuple]] | None:
     """The page `locations_search_page` reads on PostgreSQL with a point, as rows of one statement: the
     location columns of `location_fields` (and the keys; converted as the ORM converts them), `distance`,
-    with `with_cpo` `_cpo_country_code` and `_cpo_party_id`, and `_evses_json`, the value of `evses_json`
-    (an expression over the page's row, `page`; see `public_evses_json_sql`). Returns (column names, rows),
+    with `with_cpo` `_cpo_country_code` and `_cpo_party_id`, and each of `json_columns` (alias, an
+    expression over the page's row `page`: `public_evses_json_sql`, `lookups_json_sql`, `photos_json_sql`),
+    computed for the page's rows only. Returns (column names, rows),
     or None where the search takes another path (no point, SQLite): then `locations_search_page`."""
     if lat is None or lng is None:
         return None
@@ -530,7 +535,7 @@ def locations_search_page_rows(*, location_fields: frozenset[str], with_cpo: boo
         return [], []
     columns, fields = _location_columns(location_fields, with_cpo)
     names, rows = _knn_rows(connection, where, lat=lat, lng=lng, distance_km=distance_km, offset=offset, limit=limit,
-                            with_cpo=with_cpo, columns=columns, evses_json=evses_json)
+                            with_cpo=with_cpo, columns=columns, json_columns=json_columns)
     converters = _LOCATION_CONVERTERS.get(columns)
     if converters is None:
         converters = _LOCATION_CONVERTERS[columns] = db_converters(fields, Location._meta.db_table, connection)
@@ -544,11 +549,11 @@ _LOCATION_CONVERTERS: dict[str, list] = {}  # PostgreSQL's, by the columns of `_
 
 
 def _knn_rows(connection, where: str, *, lat: float, lng: float, distance_km: float, offset: int, limit: int,
-              with_cpo: bool, columns: str, evses_json: str | None) -> tuple[list[str], list[tuple]]:
+              with_cpo: bool, columns: str, json_columns: tuple[tuple[str, str], ...]) -> tuple[list[str], list[tuple]]:
     """The page on PostgreSQL (`where` with its values as literals): `_knn_scan_sql`, and on ties at the
     page's edge `_knn_page_sql`. (column names, rows by (distance, id)), the location columns unconverted."""
     sql, params = _knn_scan_sql(connection, where, lat=lat, lng=lng, distance_km=distance_km, offset=offset,
-                                limit=limit, with_cpo=with_cpo, columns=columns, evses_json=evses_json)
+                                limit=limit, with_cpo=with_cpo, columns=columns, json_columns=json_columns)
     with _prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         names = [column[0] for column in cursor.description]
@@ -560,7 +565,8 @@ def _knn_rows(connection, where: str, *, lat: float, lng: float, distance_km: fl
         if len(rows) < n + KNN_SLACK or chords[n + KNN_SLACK - 1] > chords[n - 1] + KNN_EPSILON:
             return names, [row for row in rows[offset:] if row[distance] <= distance_km][:limit]
         sql, params = _knn_page_sql(connection, where, [], lat=lat, lng=lng, distance_km=distance_km, offset=offset,
-                                    limit=limit, with_cpo=with_cpo, columns=columns, evses_json=evses_json)
+                                    limit=limit, with_cpo=with_cpo, columns=columns,
+                                    json_columns=json_columns)
         cursor.execute(sql, params)
         return [column[0] for column in cursor.description], cursor.fetchall()
 
@@ -582,23 +588,43 @@ def public_evses_json_sql(evse_members: list[tuple[str, str]], connector_members
     """The public EVSEs of the page's row `page` (those `public_evses` gives, by id) as a JSON array of
     objects, as text: `evse_members` are (key, SQL over the EVSE `e`), one of them may be `connectors`, whose
     objects are `connector_members` (key, SQL over the connector `n` and its EVSE `e`), by id (its SQL given
-    as None). Keys are
-    written as literals: the caller passes names (GraphQL response names), not user text."""
-    def members(items):
-        for key, _ in items:
-            if not key.isidentifier() or not key.isascii():
-                raise ValueError(f"not a name: {key!r}")
-        return ", ".join(f"'{key}', {sql}" for key, sql in items)
-
+    as None). Keys are written as literals: the caller passes names (GraphQL response names), not user text."""
     evse, connector = f'"{Evse._meta.db_table}"', f'"{Connector._meta.db_table}"'
     items = list(evse_members)
     if connector_members is not None:
-        connectors = (f"(SELECT coalesce(json_agg(json_build_object({members(connector_members)}) ORDER BY n.\"id\"), "
-                      f"'[]'::json) FROM {connector} n WHERE n.\"evse_id\" = e.\"id\")")
+        connectors = (f"(SELECT coalesce(json_agg(json_build_object({_json_members(connector_members)}) "
+                      f"ORDER BY n.\"id\"), '[]'::json) FROM {connector} n WHERE n.\"evse_id\" = e.\"id\")")
         items = [(key, connectors if sql is None else sql) for key, sql in items]
-    return (f"(SELECT coalesce(json_agg(json_build_object({members(items)}) ORDER BY e.\"id\"), '[]'::json) "
+    return (f"(SELECT coalesce(json_agg(json_build_object({_json_members(items)}) ORDER BY e.\"id\"), '[]'::json) "
             f"FROM {evse} e WHERE e.\"location_id\" = page.\"id\" AND e.\"moderation\" = "
             f"'{Moderation.PUBLISHED.value}' AND NOT (e.\"status\" = '{Status.REMOVED.value}'))::text")
+
+
+def lookups_json_sql(model, relation: str, members: list[tuple[str, str]], owner: str, *, text: bool) -> str:
+    """The lookups of `relation` (a many-to-many of `model` to a lookup table) of the row `owner` (an alias:
+    `page` for a location, `e` for an EVSE) as a JSON array of objects by id, as the ORM's prefetch orders
+    them (Lookup's ordering); `members` are (key, SQL over the lookup `l`); `text`: cast to text."""
+    field = model._meta.get_field(relation)
+    through = field.remote_field.through._meta.db_table
+    lookup = field.related_model._meta.db_table
+    sql = (f"(SELECT coalesce(json_agg(json_build_object({_json_members(members)}) ORDER BY l.\"id\"), '[]'::json) "
+           f"FROM \"{lookup}\" l JOIN \"{through}\" t ON t.\"{field.m2m_reverse_name()}\" = l.\"id\" "
+           f"WHERE t.\"{field.m2m_column_name()}\" = {owner}.\"id\")")
+    return f"{sql}::text" if text else sql
+
+
+def photos_json_sql() -> str:
+    """The storage names of the page's row's photos (`page`), by id, as a JSON array (text)."""
+    return (f"(SELECT coalesce(json_agg(p.\"image\" ORDER BY p.\"id\"), '[]'::json) FROM \"{Photo._meta.db_table}\" p "
+            f"WHERE p.\"location_id\" = page.\"id\")::text")
+
+
+def _json_members(items) -> str:
+    """`json_build_object`'s arguments: keys as literals (names only: they are checked), values as SQL."""
+    for key, _ in items:
+        if not key.isidentifier() or not key.isascii():
+            raise ValueError(f"not a name: {key!r}")
+    return ", ".join(f"'{key}', {sql}" for key, sql in items)
 
 
 # The WHERE clause of a filtered search on PostgreSQL, as literals, per process and filter values: the
@@ -1013,7 +1039,7 @@ _PreparedCursor = None
 
 def _knn_page_sql(connection, where: str, where_params: list, *, lat: float, lng: float, distance_km: float,
                   offset: int, limit: int, with_cpo: bool, columns: str,
-                  evses_json: str | None = None) -> tuple[str, list | dict]:
+                  json_columns: tuple[tuple[str, str], ...] = ()) -> tuple[str, list | dict]:
     distance, distance_params = _distance_sql(connection.vendor, lat, lng)
     table = '"locations_location"'
     origin = "cube(ARRAY[%s, %s, %s]::float8[])"
@@ -1042,8 +1068,9 @@ def _knn_page_sql(connection, where: str, where_params: list, *, lat: float, lng
         f"AND {distance} <= %s "
         f"ORDER BY \"distance\" ASC, \"id\" ASC LIMIT %s OFFSET %s"
     )
-    if evses_json:  # for the page's rows only: an outer query
-        sql = (f"SELECT page.*, {evses_json} AS \"_evses_json\" FROM ({sql}) AS page "
+    if json_columns:  # for the page's rows only: an outer query
+        expressions = ", ".join(f'{expression} AS "{alias}"' for alias, expression in json_columns)
+        sql = (f"SELECT page.*, {expressions} FROM ({sql}) AS page "
                f"ORDER BY page.\"distance\" ASC, page.\"id\" ASC")
     # The parameters in the order of their placeholders.
     params = [*distance_params, *origin_params, *where_params, *origin_params, chord_of_km(distance_km),
@@ -1054,9 +1081,9 @@ def _knn_page_sql(connection, where: str, where_params: list, *, lat: float, lng
 
 
 def _knn_scan_sql(connection, where: str, *, lat: float, lng: float, distance_km: float, offset: int, limit: int,
-                  with_cpo: bool, columns: str, evses_json: str | None) -> tuple[str, list]:
+                  with_cpo: bool, columns: str, json_columns: tuple[tuple[str, str], ...]) -> tuple[str, list]:
     """`_knn_page_sql`'s first branch alone: the `n + KNN_SLACK` nearest matches of the KNN scan (n = offset +
-    limit) with their `distance` and `_chord`, by (distance, id), the radius not applied; `evses_json` only
+    limit) with their `distance` and `_chord`, by (distance, id), the radius not applied; `json_columns` only
     for the rows of the page (`rn`, their rank by (distance, id), past `offset` and up to n). The caller
     checks the chords (the same test as `_knn_page_sql`'s `edge`) and takes the page or, on ties at its
     edge, `_knn_page_sql`.
@@ -1070,13 +1097,14 @@ def _knn_scan_sql(connection, where: str, *, lat: float, lng: float, distance_km
     _, distance_params = _distance_sql(connection.vendor, lat, lng)
     origin = list(unit_point(lat, lng))
     # Positional: at most 50 parameters, so psycopg keeps the statement's split by its text.
-    return (_knn_scan_text(connection.vendor, where, columns, with_cpo, evses_json, int(offset), int(limit)),
+    return (_knn_scan_text(connection.vendor, where, columns, with_cpo, tuple(json_columns), int(offset),
+                           int(limit)),
             [*distance_params, *origin, *origin, chord_of_km(distance_km), *origin])
 
 
 @functools.lru_cache(maxsize=512)
-def _knn_scan_text(vendor: str, where: str, columns: str, with_cpo: bool, evses_json: str | None, offset: int,
-                   limit: int) -> str:
+def _knn_scan_text(vendor: str, where: str, columns: str, with_cpo: bool, json_columns: tuple[tuple[str, str], ...],
+                   offset: int, limit: int) -> str:
     """`_knn_scan_sql`'s statement (its text depends on none of the point's values), written once."""
     distance, _ = _distance_sql(vendor, 0.0, 0.0)
     table = '"locations_location"'
@@ -1086,8 +1114,8 @@ def _knn_scan_text(vendor: str, where: str, columns: str, with_cpo: bool, evses_
                    '"locations_cpo"."party_id" AS "_cpo_party_id"') if with_cpo else ""
     cpo_join = ' INNER JOIN "locations_cpo" ON (page."cpo_id" = "locations_cpo"."id")' if with_cpo else ""
     page_columns = columns.replace(f"{table}.", "page.")
-    json_column = (f', CASE WHEN page."_rn" > {offset} AND page."_rn" <= {n} THEN {evses_json} END '
-                   f'AS "_evses_json"') if evses_json else ""
+    json_column = "".join(f', CASE WHEN page."_rn" > {offset} AND page."_rn" <= {n} THEN {expression} END '
+                          f'AS "{alias}"' for alias, expression in json_columns)
     return (
         f"SELECT {page_columns}, page.\"distance\", page.\"_chord\"{cpo_columns}{json_column} FROM ("
         f"SELECT knn.*, row_number() OVER (ORDER BY knn.\"distance\", knn.\"id\") AS \"_rn\" FROM ("

@@ -5,11 +5,13 @@ must be the same JSON with the same status; the tests also say which path answer
 that quietly sends everything to graphene (or compiles what it must not) fails.
 """
 
+from datetime import datetime, timezone
+
 import pytest
 from django.db import connection
 
 from locations import graphql_compiled, selectors
-from locations.models import Connector, ConnectorType, Evse
+from locations.models import Connector, ConnectorType, Evse, Location, Photo
 
 from .conftest import BERLIN, gql, place
 from .shapes import LOCATION
@@ -73,7 +75,14 @@ def stations(alpha):
     Evse.objects.filter(pk=evses[0].pk).update(status="REMOVED")
     connector = Connector.objects.filter(evse=evses[1]).order_by("id").first()
     Connector.objects.filter(pk=connector.pk).update(
-        status="", rate_setting="0.3000", connector_type=ConnectorType.objects.order_by("id").first())
+        status="", rate_setting="0.3000", connector_type=ConnectorType.objects.order_by("id").first(),
+        # isoformat: no fraction at 0 microseconds, six digits otherwise (PostgreSQL's JSON would write .12)
+        date_created=datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc),
+        date_modified=datetime(2024, 5, 1, 10, 0, 0, 120000, tzinfo=timezone.utc))
+    b2 = Location.objects.get(ocpi_id="B2")
+    for name in ("photos/b2-second.webp", "photos/b2-first.webp"):
+        Photo.objects.create(location=b2, image=name, thumbnail=name.replace(".webp", "-t.webp"),
+                             content_type="image/webp", width=800, height=600)
     return alpha
 
 
@@ -106,6 +115,25 @@ def test_every_compiled_field_aliases_fragments_and_typenames(answers, stations,
         assert points[0]["status"] is None and points[0]["rate_setting"] == 0.3 and points[0]["connector_type"]
 
 
+@pytest.mark.parametrize("point", [(49.45, 8.5), BERLIN])
+def test_the_contracts_whole_query_is_compiled(answers, stations, point):
+    """The seed's own query (shared/seeds: every field of the contract, lookups, images and dates)."""
+    status, body, compiled = answers(
+        f"query Find_ev_filter_locations {{ find_ev_filter_locations(lat: {point[0]}, lng: {point[1]}) "
+        f"{{ {LOCATION} }} }}")
+    assert compiled and status == 200
+    found = body["data"]["find_ev_filter_locations"]
+    assert found and all(location["facilities"] is not None for location in found)
+    if point == BERLIN:
+        b2 = found[1]
+        assert b2["images"][-2:] == [b2["images"][-2], b2["images"][-1]] and b2["images"][-1].endswith("b2-first.webp")
+        dates = b2["evses"][0]["connectors"][0]
+        assert (dates["date_created"], dates["date_modified"]) == ("2024-05-01T10:00:00+00:00",
+                                                                   "2024-05-01T10:00:00.120000+00:00")
+    else:
+        assert found[0]["evses"][0]["capabilities"] and found[0]["images"] == ["https://cdn.example.com/x.jpg"]
+
+
 @pytest.mark.parametrize("filters", [
     'facilities: ["CAFE"]', 'facilities: ["WIFI"]', 'city: "mannheim"', 'city: "100% Ökostrom"',
     'connector_types: ["TYPE_2"]', "min_power: 40000", 'status: "AVAILABLE"', 'payment_types: ["GCASH"]',
@@ -132,9 +160,10 @@ def test_ties_at_the_page_edge_take_the_full_statement(answers, alpha):
 
 
 @pytest.mark.parametrize("query, variables", [
-    (f"{{ find_ev_filter_locations(lat: 49.45, lng: 8.5) {{ {LOCATION} }} }}", None),  # the seed's fields
-    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id images } }", None),
-    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id evses { date_created } } }", None),
+    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id image_details { url } } }", None),
+    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id evses { locations { id } } } }", None),
+    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { evses { a: connectors { id } b: connectors { id } } } }",
+     None),
     ("{ find_ev_filter_locations(city: \"Mannheim\") { id } }", None),  # no point: graphene's path
     ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id } find_ev_locations_count }", None),
     ("query($x: Boolean!) { find_ev_filter_locations(lat: 49.45, lng: 8.5) { id name @include(if: $x) } }",
@@ -190,7 +219,7 @@ def test_the_rows_are_those_of_the_page(stations):
         page = selectors.locations_search_page(shape=shape, offset=offset, limit=limit, lat=lat, lng=lng,
                                                distance_km=km)
         names, rows = selectors.locations_search_page_rows(
-            location_fields=frozenset({"name"}), with_cpo=True, evses_json=None, offset=offset, limit=limit,
+            location_fields=frozenset({"name"}), with_cpo=True, json_columns=(), offset=offset, limit=limit,
             lat=lat, lng=lng, distance_km=km)
         found = [dict(zip(names, row)) for row in rows]
         assert [(r["id"], r["distance"], r["_cpo_country_code"]) for r in found] == [

@@ -28,7 +28,7 @@ def _same_as_plain(*, lat, lng, distance, offset, limit, **filters):
     assert [loc.distance for loc in found] == [loc.distance for loc in expected]
     assert all(loc.cpo.country_code == "DE" for loc in found)
     # The compiled search's rows (locations/graphql_compiled.py): one scan, or the full statement on ties.
-    names, rows = selectors.locations_search_page_rows(location_fields=frozenset(), with_cpo=False, evses_json=None,
+    names, rows = selectors.locations_search_page_rows(location_fields=frozenset(), with_cpo=False, json_columns=(),
                                                        offset=offset, limit=limit, lat=lat, lng=lng,
                                                        distance_km=distance, **filters)
     assert [(row[names.index("id")], row[names.index("distance")]) for row in rows] == [
@@ -158,7 +158,7 @@ def test_the_scan_is_planned_once_per_connection(alpha):
         place(alpha, f"G{i:02}", (BERLIN[0] + i * 0.001, BERLIN[1] + (i % 3) * 0.001))
     for i in range(12):
         names, rows = selectors.locations_search_page_rows(
-            location_fields=frozenset({"name"}), with_cpo=True, evses_json=None, offset=0, limit=5,
+            location_fields=frozenset({"name"}), with_cpo=True, json_columns=(), offset=0, limit=5,
             lat=BERLIN[0] + i * 0.0005, lng=BERLIN[1], distance_km=10)
         assert len(rows) == 5
     with connection.cursor() as cursor:
