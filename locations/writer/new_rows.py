@@ -99,18 +99,16 @@ def _row(model: type[models.Model], fixed: dict, values: dict) -> Row:
         if attname not in values:
             row[attname] = factory()
     row.update(fixed)
-    row.update(values)
+    row.update(values)  # the change's own dict is left as it is (a None last_updated too: stamped after)
     return row
 
 
 def location_created(batch, change: LocationChange) -> None:
     """`batch._apply_location(change)` for a location not stored (and a full change): its rows and their
     through rows added to the batch's inserts, its outcome set on every level."""
-    values = dict(change.values)
+    values = change.values
     own = values.get("last_updated")
     auto_stamp = own is None and "last_updated" in values
-    if auto_stamp:
-        del values["last_updated"]
     row = _row(Location, {"cpo_id": batch.cpo.pk, "moderation": batch.initial, "ocpi_id": change.ocpi_id}, values)
     batch.creates[Location].append(row)
     change.outcome = outcome = RowOutcome(Location, row, batch.cpo, batch.alias)
@@ -129,11 +127,9 @@ def location_created(batch, change: LocationChange) -> None:
 
 def _evse_created(batch, location: Row, parent: RowOutcome, change: EvseChange) -> tuple[datetime | None, datetime | None]:
     """(its last_updated as stored, the newest timestamp given in it)."""
-    values = dict(change.values)
+    values = change.values
     own = values.get("last_updated")
     auto_stamp = own is None and "last_updated" in values
-    if auto_stamp:
-        del values["last_updated"]
     row = _row(Evse, {"moderation": batch.initial, "uid": change.uid}, values)
     row.parent = location
     batch.creates[Evse].append(row)
@@ -152,14 +148,13 @@ def _evse_created(batch, location: Row, parent: RowOutcome, change: EvseChange) 
 
 def _connector_created(batch, evse: Row, parent: RowOutcome,
                        change: ConnectorChange) -> tuple[datetime | None, datetime | None]:
-    values = dict(change.values)
+    values = change.values
     given = values.get("last_updated")
-    auto_stamp = given is None and "last_updated" in values
-    if auto_stamp:
-        values["last_updated"] = batch.now
-    if change.type_code is not None:
-        values["connector_type_id"] = batch.lookup_ids(ConnectorType, [change.type_code], "standard")[0]
     row = _row(Connector, {"connector_id": change.connector_id}, values)
+    if given is None and "last_updated" in values:
+        row["last_updated"] = batch.now  # a source without timestamps: stamped with the time of the write
+    if change.type_code is not None:
+        row["connector_type_id"] = batch.lookup_ids(ConnectorType, [change.type_code], "standard")[0]
     row.parent = evse
     batch.creates[Connector].append(row)
     change.outcome = RowOutcome(Connector, row, parent, batch.alias)
