@@ -87,9 +87,20 @@ def stations(alpha):
 
 
 @pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("the compiled search is PostgreSQL's (on SQLite it answers None: see the smoke test)")
+def _postgresql_only(request):
+    if connection.vendor != "postgresql" and "smoke" not in request.keywords:
+        pytest.skip("the compiled search is PostgreSQL's (on SQLite it steps aside: see the smoke test)")
+
+
+@pytest.mark.smoke
+def test_the_embedded_default_answers_through_graphene(answers, stations):
+    """On SQLite (and on PostgreSQL without a point) the compiled search steps aside, and the answer is
+    graphene's; with a point on PostgreSQL it is the compiled one, the same JSON either way."""
+    status, body, compiled = answers(NEAR, {"lat": BERLIN[0], "lng": BERLIN[1]})
+    assert status == 200 and len(body["data"]["find_ev_filter_locations"]) == 2
+    assert compiled == (connection.vendor == "postgresql")
+    status, body, compiled = answers('{ find_ev_filter_locations(city: "Berlin") { id } }')
+    assert status == 200 and not compiled
 
 
 @pytest.mark.parametrize("point", [(49.45, 8.5), BERLIN, (0.0, 0.0)])
