@@ -59,3 +59,25 @@ def test_inside_a_transaction_no_process_is_started(django_db_blocker):
         writer = pull_writer.PullWriter({}, "2.2.1")
         writer.start()
         assert writer.processes == []
+
+
+def test_a_batch_crosses_to_its_writing_process_as_it_was_parsed():
+    """A page's parsed JSON goes over as orjson's text and comes back equal, value for value (types and key
+    order too); what orjson would not write as it is (a datetime) goes pickled, unchanged."""
+    import pickle
+    from datetime import datetime, timezone
+
+    import orjson
+
+    page = orjson.loads(b'[{"id": "L1", "publish": true, "coordinates": {"latitude": "49.1", "longitude": "8.2"}, '
+                        b'"evses": [{"uid": "E1", "max": 9223372036854775807, "kwh": 1.5e-7, "n": null, '
+                        b'"name": "Stra\\u00dfe \\ud83d\\ude00"}], "facilities": []}]')
+    packed = pull_writer._packed(page)
+    assert isinstance(packed, bytes)
+    back = pull_writer._unpacked(pickle.loads(pickle.dumps(packed)))
+    assert back == page and repr(back) == repr(page)
+    assert [list(item) for item in back] == [list(item) for item in page]
+
+    made = [{"id": "L2", "last_updated": datetime(2024, 5, 1, tzinfo=timezone.utc)}]
+    assert pull_writer._packed(made) is made
+    assert pull_writer._unpacked(pickle.loads(pickle.dumps(made))) == made
