@@ -19,10 +19,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 
 def when_ready(server):
     """In the master, after the application is loaded and before the workers are forked."""
-    from config.warmup import warm_master
+    from config.warmup import freeze_before_fork, warm_master
 
     steps = warm_master()
     server.log.info("warmed before fork: %s", ", ".join(f"{name} {ms:.0f} ms" for name, ms in steps.items()))
+    server.log.info("objects frozen before fork: %d", freeze_before_fork())
 
 
 def post_worker_init(worker):

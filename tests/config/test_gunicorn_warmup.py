@@ -35,6 +35,18 @@ def test_the_config_preloads_and_warms_before_and_after_the_fork():
     assert callable(values["when_ready"]) and callable(values["post_worker_init"])
 
 
+def test_the_master_freezes_its_objects_before_the_fork_so_no_worker_collection_walks_them():
+    import gc
+
+    assert "freeze_before_fork()" in CONFIG.read_text()  # when_ready, after warm_master
+    try:
+        frozen = warmup.freeze_before_fork()
+        assert frozen == gc.get_freeze_count() > 0
+        assert len(gc.get_objects()) < frozen  # what a collection walks now: the objects made since
+    finally:
+        gc.unfreeze()  # this test process is no master
+
+
 def test_gunicorn_reads_the_config_as_the_procfile_and_the_peer_servers_pass_it():
     printed = subprocess.run([GUNICORN, "-c", str(CONFIG), "--print-config", "config.wsgi"], cwd=ROOT,
                              capture_output=True, text=True, timeout=60, check=True).stdout
