@@ -110,7 +110,10 @@ def main() -> None:
     args = parse_args()
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("DATABASE_URL must name PostgreSQL")
+        # Two servers' databases, COPY and worker processes: a PostgreSQL bench. `make bench`'s SQLite phase
+        # runs every bench; this one says why it has nothing to measure there and counts as passed.
+        print("bench_ocpi_pull: skipped, DATABASE_URL must name PostgreSQL (the embedded SQLite has no pull bench)")
+        return
     admin, sender_url, receiver_url = urls(base)
     var = Path(tempfile.mkdtemp(prefix="bench-ocpi-pull-"))
     common = {k: v for k, v in os.environ.items() if not k.startswith(("EVHUB_", "DATABASE_URL", "CELERY_"))}
