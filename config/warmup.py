@@ -39,13 +39,14 @@ WARM_PATHS = ("/graphql", "/health/", "/ocpi/versions", "/ocpi/2.2.1/locations",
 # The apps' query documents (docs/graphql.md): parsed and validated once per distinct text
 # (config.graphql._checked_document caches them), so these never cost a first request its parse. The first
 # is an app's map search (bench_graphql's, compiled: locations.graphql_compiled); the others are the
-# front end's own queries as the seed prints them (config/warm_queries/, the same text as the contract
-# tests' fixtures), which graphene answers.
+# front end's own find_ev_* queries as the seed prints them (config/seed_queries/, the contract tests'
+# fixtures too): its find_ev_filter_locations is compiled, its find_ev_locations graphene's.
 WARM_QUERIES = (
     "query Near($lat: Float!, $lng: Float!) { find_ev_filter_locations(lat: $lat, lng: $lng, distance: 10, "
     "limit: 20) { id name address city postal_code country_code publish distance address_lat address_lng "
     "evses { uid status connectors { standard power_type max_electric_power } } } }",
-    *(path.read_text(encoding="utf-8") for path in sorted((Path(__file__).parent / "warm_queries").glob("*.graphql"))),
+    *((Path(__file__).parent / "seed_queries" / f"{name}.graphql").read_text(encoding="utf-8")
+      for name in ("Find_ev_filter_locations", "Find_ev_locations")),
 )
 WARM_VARIABLES = {"lat": 52.52, "lng": 13.405}  # Berlin; an empty catalogue answers [] just as well
 # Executions of each compiled search in a worker before its first request. Its statement is prepared on the

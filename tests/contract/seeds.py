@@ -1,4 +1,5 @@
-"""The seed 003's requests and responses as our own fixtures (`seed_003/`), and how to compare shapes.
+"""The seed 003's requests and responses as our own fixtures (`seed_003/`, and the GraphQL queries in
+`config/seed_queries/`, which the web's warm-up parses too), and how to compare shapes.
 
 The fixtures are the seed's examples as printed: the GraphQL queries verbatim, the JSON bodies without the
 `// required` comments and with the addresses the page hid (`[email protected]`) replaced by a valid one.
@@ -14,6 +15,7 @@ from pathlib import Path
 from graphql import FieldNode, parse
 
 FIXTURES = Path(__file__).resolve().parent / "seed_003"
+QUERY_FIXTURES = Path(__file__).resolve().parents[2] / "config" / "seed_queries"
 SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / "003_8d5f3cf83aed3c89.txt"
 QUERIES = ("Evse", "Locations", "Find_ev_locations", "Find_ev_filter_locations", "Location")
 # In the order the seed prints them.
@@ -26,7 +28,7 @@ STAND_IN_EMAIL = "ceo@solarius.example"
 
 
 def query(name: str) -> str:
-    return (FIXTURES / "graphql" / f"{name}.graphql").read_text(encoding="utf-8")
+    return (QUERY_FIXTURES / f"{name}.graphql").read_text(encoding="utf-8")
 
 
 def request_body(name: str) -> dict:
