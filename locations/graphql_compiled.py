@@ -240,57 +240,41 @@ def _fragment(alias: str):
     return lambda row: fragment(row[alias])
 
 
+def _members(graphql_schema, fragments, object_type, nodes, sql_of) -> list[tuple[str, str]] | None:
+    """(response name, SQL) of each field selected on `object_type`: `__typename` as a literal, any other
+    as `sql_of(field name, its nodes)` gives it; None when a field has no SQL (the query is not compiled)."""
+    members = []
+    for name, sub in collect_sub_fields(graphql_schema, fragments, {}, object_type, nodes).items():
+        field = sub[0].name.value
+        sql = f"'{object_type.name}'" if field == "__typename" else sql_of(field, sub)
+        if sql is None:
+            return None
+        members.append((name, sql))
+    return members or None
+
+
 def _lookups_json(graphql_schema, fragments, field_def, nodes, model, relation: str, owner: str, *,
                   text: bool) -> str | None:
-    lookup_type = get_named_type(field_def.type)
-    members = []
-    for name, sub in collect_sub_fields(graphql_schema, fragments, {}, lookup_type, nodes).items():
-        field = sub[0].name.value
-        if field == "__typename":
-            members.append((name, f"'{lookup_type.name}'"))
-        elif field in LOOKUP_SQL:
-            members.append((name, LOOKUP_SQL[field]))
-        else:
-            return None
-    return selectors.lookups_json_sql(model, relation, members, owner, text=text) if members else None
+    members = _members(graphql_schema, fragments, get_named_type(field_def.type), nodes,
+                       lambda field, _sub: LOOKUP_SQL.get(field))
+    return members and selectors.lookups_json_sql(model, relation, members, owner, text=text)
 
 
 def _evses_json(graphql_schema, fragments, location_type, nodes) -> str | None:
     evse_type = get_named_type(location_type.fields["evses"].type)
     connector_type = get_named_type(evse_type.fields["connectors"].type)
-    evse_members, connector_members = [], None
-    for name, sub in collect_sub_fields(graphql_schema, fragments, {}, evse_type, nodes).items():
-        field = sub[0].name.value
-        if field == "__typename":
-            evse_members.append((name, f"'{evse_type.name}'"))
-        elif field == "connectors":
-            if connector_members is not None:
-                return None  # two response names for the connectors: one nested list each is not built here
-            connector_members = []
-            for connector_name, connector_sub in collect_sub_fields(graphql_schema, fragments, {}, connector_type,
-                                                                    sub).items():
-                connector_field = connector_sub[0].name.value
-                if connector_field == "__typename":
-                    connector_members.append((connector_name, f"'{connector_type.name}'"))
-                elif connector_field in CONNECTOR_SQL:
-                    connector_members.append((connector_name, CONNECTOR_SQL[connector_field]))
-                else:
-                    return None
-            if not connector_members:
-                return None
-            evse_members.append((name, None))
-        elif field in EVSE_LOOKUPS:
-            sql = _lookups_json(graphql_schema, fragments, evse_type.fields[field], sub, Evse, field, "e", text=False)
-            if sql is None:
-                return None
-            evse_members.append((name, sql))
-        elif field in EVSE_SQL:
-            evse_members.append((name, EVSE_SQL[field]))
-        else:
-            return None
-    if not evse_members:
-        return None
-    return selectors.public_evses_json_sql(evse_members, connector_members)
+
+    def evse_sql(field, sub):
+        if field == "connectors":
+            members = _members(graphql_schema, fragments, connector_type, sub,
+                               lambda connector_field, _sub: CONNECTOR_SQL.get(connector_field))
+            return members and selectors.connectors_json_sql(members)
+        if field in EVSE_LOOKUPS:
+            return _lookups_json(graphql_schema, fragments, evse_type.fields[field], sub, Evse, field, "e", text=False)
+        return EVSE_SQL.get(field)
+
+    members = _members(graphql_schema, fragments, evse_type, nodes, evse_sql)
+    return members and selectors.public_evses_json_sql(members)
 
 
 def answer(plan: Plan, request, document: DocumentNode, operation_name: str | None, variables: dict | None) -> bytes | None:

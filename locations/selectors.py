@@ -584,20 +584,21 @@ def _visible_where_literal(connection) -> str:
 _VISIBLE_LITERAL: dict[str, str] = {}
 
 
-def public_evses_json_sql(evse_members: list[tuple[str, str]], connector_members: list[tuple[str, str]] | None) -> str:
+def public_evses_json_sql(evse_members: list[tuple[str, str]]) -> str:
     """The public EVSEs of the page's row `page` (those `public_evses` gives, by id) as a JSON array of
-    objects, as text: `evse_members` are (key, SQL over the EVSE `e`), one of them may be `connectors`, whose
-    objects are `connector_members` (key, SQL over the connector `n` and its EVSE `e`), by id (its SQL given
-    as None). Keys are written as literals: the caller passes names (GraphQL response names), not user text."""
-    evse, connector = f'"{Evse._meta.db_table}"', f'"{Connector._meta.db_table}"'
-    items = list(evse_members)
-    if connector_members is not None:
-        connectors = (f"(SELECT coalesce(json_agg(json_build_object({_json_members(connector_members)}) "
-                      f"ORDER BY n.\"id\"), '[]'::json) FROM {connector} n WHERE n.\"evse_id\" = e.\"id\")")
-        items = [(key, connectors if sql is None else sql) for key, sql in items]
-    return (f"(SELECT coalesce(json_agg(json_build_object({_json_members(items)}) ORDER BY e.\"id\"), '[]'::json) "
-            f"FROM {evse} e WHERE e.\"location_id\" = page.\"id\" AND e.\"moderation\" = "
+    objects, as text: `evse_members` are (key, SQL over the EVSE `e`; `connectors_json_sql` for its
+    connectors). Keys are written as literals: the caller passes names (GraphQL response names), not user
+    text."""
+    return (f"(SELECT coalesce(json_agg(json_build_object({_json_members(evse_members)}) ORDER BY e.\"id\"), "
+            f"'[]'::json) FROM \"{Evse._meta.db_table}\" e WHERE e.\"location_id\" = page.\"id\" AND e.\"moderation\" = "
             f"'{Moderation.PUBLISHED.value}' AND NOT (e.\"status\" = '{Status.REMOVED.value}'))::text")
+
+
+def connectors_json_sql(members: list[tuple[str, str]]) -> str:
+    """The connectors of the EVSE `e` as a JSON array of objects by id: `members` are (key, SQL over the
+    connector `n` and its EVSE `e`)."""
+    return (f"(SELECT coalesce(json_agg(json_build_object({_json_members(members)}) ORDER BY n.\"id\"), '[]'::json) "
+            f"FROM \"{Connector._meta.db_table}\" n WHERE n.\"evse_id\" = e.\"id\")")
 
 
 def lookups_json_sql(model, relation: str, members: list[tuple[str, str]], owner: str, *, text: bool) -> str:

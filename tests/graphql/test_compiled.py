@@ -32,6 +32,7 @@ query Everything($lat: Float!, $lng: Float!, $km: Float, $first: Int) {
             server_id points: connectors { __typename id evse_uid connector_id standard format power_type
             max_voltage max_amperage watts: max_electric_power connector_type rate_setting status } }
     evses { uid }
+    more: evses { fast: connectors { id standard } slow: connectors { power_type } }
   }
 }
 fragment Where on Location { id name address distance address_lat address_lng city postal_code country_code publish }
@@ -173,8 +174,6 @@ def test_ties_at_the_page_edge_take_the_full_statement(answers, alpha):
 @pytest.mark.parametrize("query, variables", [
     ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id image_details { url } } }", None),
     ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id evses { locations { id } } } }", None),
-    ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { evses { a: connectors { id } b: connectors { id } } } }",
-     None),
     ("{ find_ev_filter_locations(city: \"Mannheim\") { id } }", None),  # no point: graphene's path
     ("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id } find_ev_locations_count }", None),
     ("query($x: Boolean!) { find_ev_filter_locations(lat: 49.45, lng: 8.5) { id name @include(if: $x) } }",
