@@ -490,7 +490,7 @@ def _compiled_answer(view: EvhubGraphQLView, request, data: dict) -> bytes | Non
     document, errors = _checked_document(query, settings.GRAPHQL_INTROSPECTION)
     if errors:
         return None
-    plan = graphql_compiled.plan_of(document, operation_name)
+    plan = graphql_compiled.plan_of(schema.graphql_schema, document, operation_name)
     if plan is None:
         return None
     return graphql_compiled.answer(plan, request, document, operation_name, variables)

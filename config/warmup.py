@@ -174,6 +174,7 @@ def _compiled_search() -> None:
     from django.test import RequestFactory
 
     from config import graphql
+    from config.schema import schema
     from locations import graphql_compiled
 
     points = _warm_points()
@@ -182,7 +183,7 @@ def _compiled_search() -> None:
     request.graphql_client = object()  # answer() asks only whether there is a caller
     for query in WARM_QUERIES:
         document, errors = graphql._checked_document(query, settings.GRAPHQL_INTROSPECTION)
-        plan = None if errors else graphql_compiled.plan_of(document, None)
+        plan = None if errors else graphql_compiled.plan_of(schema.graphql_schema, document, None)
         if plan is None:
             continue  # graphene's to answer: _search warmed it
         for lat, lng in points:
@@ -246,7 +247,7 @@ def _graphql() -> None:
         if errors:
             logger.warning("warm-up query does not validate: %s", errors[0])
             continue
-        graphql_compiled.plan_of(document, None)  # compiled or not (None), cached per document
+        graphql_compiled.plan_of(schema.graphql_schema, document, None)  # compiled or not (None), cached per document
 
 
 def _rest() -> None:

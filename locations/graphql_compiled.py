@@ -156,6 +156,7 @@ class _Fallback(Exception):
 
 @dataclass(frozen=True)
 class Plan:
+    schema: object  # the GraphQLSchema the plan was made for (config.schema's: this app imports no config)
     response_name: str
     field_node: object
     location_fields: frozenset[str]
@@ -178,12 +179,9 @@ def _has_directives(document: DocumentNode) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def plan_of(document: DocumentNode, operation_name: str | None) -> Plan | None:
+def plan_of(graphql_schema, document: DocumentNode, operation_name: str | None) -> Plan | None:
     """How to answer this (validated) document directly, or None. Cached per parsed document (the view
     parses each query text once)."""
-    from config.schema import schema
-
-    graphql_schema = schema.graphql_schema
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.QUERY or _has_directives(document):
         return None
@@ -226,7 +224,7 @@ def plan_of(document: DocumentNode, operation_name: str | None) -> Plan | None:
         members.append((name, getter, is_non_null_type(location_type.fields[field].type)))
     if not members:
         return None
-    return Plan(response_name=response_name, field_node=nodes[0], location_fields=frozenset(model_fields),
+    return Plan(schema=graphql_schema, response_name=response_name, field_node=nodes[0], location_fields=frozenset(model_fields),
                 with_cpo=with_cpo, json_columns=tuple(json_columns), members=tuple(members))
 
 
@@ -291,9 +289,7 @@ def answer(plan: Plan, request, document: DocumentNode, operation_name: str | No
 def _answer(plan: Plan, request, document, operation_name, variables) -> bytes | None:
     if getattr(request, "graphql_client", None) is None:
         raise _Fallback  # UNAUTHENTICATED, as the resolver says it
-    from config.schema import schema
-
-    graphql_schema = schema.graphql_schema
+    graphql_schema = plan.schema
     operation = get_operation_ast(document, operation_name)
     coerced = get_variable_values(graphql_schema, operation.variable_definitions or (), variables or {})
     if isinstance(coerced, list):

@@ -13,6 +13,7 @@ from django.db import connections
 from django.urls import get_resolver
 
 from config import graphql, warmup
+from config.schema import schema
 from emsp.services import portal_client_create
 from locations import graphql_compiled
 from locations import services as location_services
@@ -136,9 +137,10 @@ def test_the_master_compiles_the_apps_queries_before_the_fork():
     for query in warmup.WARM_QUERIES:
         document, errors = graphql._checked_document(query, settings.GRAPHQL_INTROSPECTION)
         assert not errors
-        graphql_compiled.plan_of(document, None)
+        graphql_compiled.plan_of(schema.graphql_schema, document, None)
     assert graphql_compiled.plan_of.cache_info().misses == misses  # the view's next call is a cache hit
-    assert graphql_compiled.plan_of(graphql._checked_document(warmup.WARM_QUERIES[0], False)[0], None) is not None
+    document = graphql._checked_document(warmup.WARM_QUERIES[0], False)[0]
+    assert graphql_compiled.plan_of(schema.graphql_schema, document, None) is not None
 
 
 def test_the_seed_queries_warmed_are_the_front_ends_own():
