@@ -476,12 +476,10 @@ def locations_search_page(*, shape: Shape, offset: int, limit: int, lat: float |
         near = locations_near(lat=lat, lng=lng, distance_km=distance_km, queryset=locations)
         return list(locations_shaped(near, shape=shape, public=True)[offset:offset + limit])
     connection = connections[db]
-    if locations is _FILTERED:
-        where, where_params = _filtered_where(db, _filters_key(filters)), []
+    if knn:  # the visible locations (locations None) or the filters (_FILTERED), as literals
+        where, where_params = _knn_where(db, filters), []
     else:
         where, where_params = _visible_where(connection) if locations is None else _where_of(locations, connection)
-    if knn and where_params:  # the filters as literals: the same text for the same filters (prepared)
-        where, where_params = connection.ops.compose_sql(where, where_params).replace("%", "%%"), []
     with_cpo = "cpo" in shape.location
     columns, fields = _location_columns(shape.location_fields, with_cpo)
     if knn:
@@ -528,24 +526,37 @@ def locations_search_page_rows(*, location_fields: frozenset[str], with_cpo: boo
         return None
     distance_km = DEFAULT_DISTANCE_KM if distance_km is None else distance_km
     check_point(lat=lat, lng=lng, distance_km=distance_km)
-    plain = all(value is None for value in filters.values())
-    # The filters' WHERE (validated, SearchError, whatever the limit) with its values as literals.
-    where = _visible_where_literal(connection) if plain else _filtered_where(db, _filters_key(filters))
+    where = _knn_where(db, filters)  # validates the filters (SearchError) whatever the limit
     if limit < 1:
         return [], []
     columns, fields = _location_columns(location_fields, with_cpo)
     names, rows = _knn_rows(connection, where, lat=lat, lng=lng, distance_km=distance_km, offset=offset, limit=limit,
                             with_cpo=with_cpo, columns=columns, json_columns=json_columns)
-    converters = _LOCATION_CONVERTERS.get(columns)
-    if converters is None:
-        converters = _LOCATION_CONVERTERS[columns] = db_converters(fields, Location._meta.db_table, connection)
+    converters = _location_converters(connection, fields)
     if converters:
         n = len(fields)
         rows = [(*converted(list(row[:n]), converters, connection), *row[n:]) for row in rows]
     return names, rows
 
 
-_LOCATION_CONVERTERS: dict[str, list] = {}  # PostgreSQL's, by the columns of `_location_columns`
+def _knn_where(db: str, filters: dict) -> str:
+    """The WHERE clause of a PostgreSQL page with its values as literals (the same text for the same filters:
+    prepared): the visible locations', or the filters' (`_filtered_where`; SearchError for an unknown code)."""
+    if all(value is None for value in filters.values()):
+        return _visible_where_literal(connections[db])
+    return _filtered_where(db, _filters_key(filters))
+
+
+def _location_converters(connection, fields: list) -> list:
+    """`db_converters` of these location fields, once per database and field list."""
+    key = (connection.alias, tuple(field.attname for field in fields))
+    found = _LOCATION_CONVERTERS.get(key)
+    if found is None:
+        found = _LOCATION_CONVERTERS[key] = db_converters(fields, Location._meta.db_table, connection)
+    return found
+
+
+_LOCATION_CONVERTERS: dict[tuple, list] = {}
 
 
 def _knn_rows(connection, where: str, *, lat: float, lng: float, distance_km: float, offset: int, limit: int,
@@ -709,7 +720,7 @@ def _read_locations(connection, db: str, sql: str, params, fields: list) -> list
 def _locations_of_rows(connection, db: str, fields: list, names: list[str], rows: list[tuple]) -> list[Location]:
     """Locations of rows whose first columns are `fields`: the model fields converted as the ORM converts
     them, then `from_db`, then the other columns set as annotations (but `_chord`, the KNN scan's)."""
-    converters = db_converters(fields, Location._meta.db_table, connection)
+    converters = _location_converters(connection, fields)
     attnames = [field.attname for field in fields]
     n = len(fields)
     annotations = [(index, name) for index, name in enumerate(names[n:], n) if name != "_chord"]
