@@ -493,4 +493,4 @@ def _compiled_answer(view: EvhubGraphQLView, request, data: dict) -> bytes | Non
     plan = graphql_compiled.plan_of(schema.graphql_schema, document, operation_name)
     if plan is None:
         return None
-    return graphql_compiled.answer(plan, request, document, operation_name, variables)
+    return graphql_compiled.answer(plan, request, variables)

@@ -158,10 +158,7 @@ def _search() -> None:
     portal_client_authenticate(key="evhub-warm-up")
     view = EvhubGraphQLView()
     for query in WARM_QUERIES:
-        request = RequestFactory().post("/graphql", content_type="application/json")
-        request.graphql_cpo = request.graphql_auth_error = None
-        request.graphql_client = object()  # the resolvers ask only whether there is a caller
-        text, status = view.get_response(request, {"query": query, "variables": WARM_VARIABLES})
+        text, status = view.get_response(_stand_in_request(), {"query": query, "variables": WARM_VARIABLES})
         if status != 200 or '"errors"' in text:  # the JSON text graphene-django answers
             logger.warning("warm-up search answered %s: %s", status, text[:300])
 
@@ -171,24 +168,32 @@ def _compiled_search() -> None:
     times at different points, on this worker's connection, for a stand-in caller: the statement prepared and
     its plan settled, and the Python of the compiled path run once. Reads only."""
     from django.conf import settings
-    from django.test import RequestFactory
 
     from config import graphql
     from config.schema import schema
     from locations import graphql_compiled
 
     points = _warm_points()
-    request = RequestFactory().post("/graphql", content_type="application/json")
-    request.graphql_cpo = request.graphql_auth_error = None
-    request.graphql_client = object()  # answer() asks only whether there is a caller
+    request = _stand_in_request()
     for query in WARM_QUERIES:
         document, errors = graphql._checked_document(query, settings.GRAPHQL_INTROSPECTION)
         plan = None if errors else graphql_compiled.plan_of(schema.graphql_schema, document, None)
         if plan is None:
             continue  # graphene's to answer: _search warmed it
         for lat, lng in points:
-            if graphql_compiled.answer(plan, request, document, None, {"lat": lat, "lng": lng}) is None:
+            if graphql_compiled.answer(plan, request, {"lat": lat, "lng": lng}) is None:
                 break  # graphene's path answers here (SQLite; a failure answer() logged): _search warmed it
+
+
+def _stand_in_request():
+    """A `POST /graphql` as the view leaves it for a front end's caller (config.graphql._authenticate): the
+    resolvers and the compiled search ask only whether there is a caller."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/graphql", content_type="application/json")
+    request.graphql_cpo = request.graphql_auth_error = None
+    request.graphql_client = object()
+    return request
 
 
 def _client_keys() -> None:

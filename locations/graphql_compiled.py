@@ -32,7 +32,7 @@ import orjson
 from graphql import GraphQLError, get_named_type, get_operation_ast, is_non_null_type
 from graphql.execution.collect_fields import collect_fields, collect_sub_fields
 from graphql.execution.values import get_argument_values, get_variable_values
-from graphql.language import DocumentNode, OperationType, Visitor, visit
+from graphql.language import DocumentNode, FragmentDefinitionNode, OperationType, Visitor, visit
 
 from locations import graphql as types
 from locations import selectors
@@ -157,6 +157,7 @@ class _Fallback(Exception):
 @dataclass(frozen=True)
 class Plan:
     schema: object  # the GraphQLSchema the plan was made for (config.schema's: this app imports no config)
+    variable_definitions: tuple  # the operation's, coerced per request
     response_name: str
     field_node: object
     location_fields: frozenset[str]
@@ -185,7 +186,7 @@ def plan_of(graphql_schema, document: DocumentNode, operation_name: str | None) 
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.QUERY or _has_directives(document):
         return None
-    fragments = {d.name.value: d for d in document.definitions if d.__class__.__name__ == "FragmentDefinitionNode"}
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     query_type = graphql_schema.query_type
     roots = collect_fields(graphql_schema, fragments, {}, query_type, operation.selection_set)
     if len(roots) != 1:
@@ -224,7 +225,8 @@ def plan_of(graphql_schema, document: DocumentNode, operation_name: str | None) 
         members.append((name, getter, is_non_null_type(location_type.fields[field].type)))
     if not members:
         return None
-    return Plan(schema=graphql_schema, response_name=response_name, field_node=nodes[0], location_fields=frozenset(model_fields),
+    return Plan(schema=graphql_schema, variable_definitions=tuple(operation.variable_definitions or ()),
+                response_name=response_name, field_node=nodes[0], location_fields=frozenset(model_fields),
                 with_cpo=with_cpo, json_columns=tuple(json_columns), members=tuple(members))
 
 
@@ -275,10 +277,11 @@ def _evses_json(graphql_schema, fragments, location_type, nodes) -> str | None:
     return members and selectors.public_evses_json_sql(members)
 
 
-def answer(plan: Plan, request, document: DocumentNode, operation_name: str | None, variables: dict | None) -> bytes | None:
-    """The response body (JSON) of this request, or None: graphene's path answers it."""
+def answer(plan: Plan, request, variables: dict | None) -> bytes | None:
+    """The response body (JSON) of this request (the plan's query with these variables), or None: graphene's
+    path answers it."""
     try:
-        return _answer(plan, request, document, operation_name, variables)
+        return _answer(plan, request, variables)
     except (_Fallback, GraphQLError, selectors.SearchError):
         return None
     except Exception:  # a bug or the database: graphene's path runs it again and reports it as it does
@@ -286,12 +289,11 @@ def answer(plan: Plan, request, document: DocumentNode, operation_name: str | No
         return None
 
 
-def _answer(plan: Plan, request, document, operation_name, variables) -> bytes | None:
+def _answer(plan: Plan, request, variables) -> bytes | None:
     if getattr(request, "graphql_client", None) is None:
         raise _Fallback  # UNAUTHENTICATED, as the resolver says it
     graphql_schema = plan.schema
-    operation = get_operation_ast(document, operation_name)
-    coerced = get_variable_values(graphql_schema, operation.variable_definitions or (), variables or {})
+    coerced = get_variable_values(graphql_schema, plan.variable_definitions, variables or {})
     if isinstance(coerced, list):
         raise _Fallback
     field_def = graphql_schema.query_type.fields[ROOT_FIELD]
