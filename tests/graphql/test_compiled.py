@@ -234,3 +234,30 @@ def test_the_rows_are_those_of_the_page(stations):
         found = [dict(zip(names, row)) for row in rows]
         assert [(r["id"], r["distance"], r["_cpo_country_code"]) for r in found] == [
             (loc.pk, loc.distance, loc.cpo.country_code) for loc in page]
+
+
+HOSTILE = ("query($lat: Float!, $lng: Float!, $km: Float, $first: Int, $city: String, $codes: [String!]) { "
+           "find_ev_filter_locations(lat: $lat, lng: $lng, distance: $km, limit: $first, city: $city, "
+           "facilities: $codes) { id } }")
+
+
+@pytest.mark.parametrize("variables", [
+    {"lat": 1e308, "lng": 8.5}, {"lat": 49.45, "lng": 8.5, "city": "\x00"},
+    {"lat": 49.45, "lng": 8.5, "first": 2**31}, {"lat": 49.45, "lng": 8.5, "first": -1},
+    {"lat": 49.45, "lng": 8.5, "km": -5}, {"lat": 49.45, "lng": 8.5, "km": 1e9}, {"lat": "49.45", "lng": 8.5},
+    {"lat": [49.45], "lng": 8.5}, {"lat": 49.45, "lng": 8.5, "codes": ["\ud800"]},
+])
+def test_bad_values_get_graphenes_error_never_a_500(answers, stations, variables):
+    """What the compiled search cannot take is graphene's to refuse, as it refuses it (the fixture compares
+    both paths): an error in GraphQL's format, never a 500, never a compiled answer."""
+    status, body, compiled = answers(HOSTILE, variables)
+    assert status in (200, 400) and body.get("errors") and not compiled, body
+
+
+@pytest.mark.parametrize("variables, found", [
+    ({"lat": 49.45, "lng": 8.5, "city": "x" * 10_000}, 0),  # a city no location has, however long
+    ({"lat": 49.45, "lng": 8.5, "codes": ["CAFE"] * 5_000}, 20),  # one code, sent 5,000 times
+])
+def test_large_values_are_searched_as_graphene_searches_them(answers, stations, variables, found):
+    status, body, compiled = answers(HOSTILE, variables)
+    assert status == 200 and compiled and len(body["data"]["find_ev_filter_locations"]) == found, body
