@@ -43,10 +43,18 @@ def portal_client_authenticate(*, key: str) -> PortalClient | None:
     if client is None or not token_matches(key, client.key_digest):
         return None
     if seconds > 0:
-        if len(_ACCEPTED) >= _ACCEPTED_MAX:
-            _ACCEPTED.clear()
-        _ACCEPTED[digest] = (time.monotonic() + seconds, client)
+        _keep([client], seconds)
     return client
+
+
+def _keep(clients: list[PortalClient], seconds: int) -> None:
+    """Keep these clients as accepted for `seconds` from now (by their stored digests), the whole table
+    emptied first when they would not fit in it."""
+    if len(_ACCEPTED) + len(clients) > _ACCEPTED_MAX:
+        _ACCEPTED.clear()
+    expires = time.monotonic() + seconds
+    for client in clients:
+        _ACCEPTED[client.key_digest] = (expires, client)
 
 
 def portal_clients_accepted_preload() -> int:
@@ -59,11 +67,7 @@ def portal_clients_accepted_preload() -> int:
     if seconds <= 0:
         return 0
     clients = list(PortalClient.objects.filter(revoked_at__isnull=True).order_by("-id")[:_ACCEPTED_MAX])
-    expires = time.monotonic() + seconds
-    if len(_ACCEPTED) + len(clients) > _ACCEPTED_MAX:
-        _ACCEPTED.clear()
-    for client in clients:
-        _ACCEPTED[client.key_digest] = (expires, client)
+    _keep(clients, seconds)
     return len(clients)
 
 
