@@ -29,6 +29,7 @@ from locations.writer.stored import (
 
 ROWS_FOR_NEW = True  # new locations written as rows (new_rows); False: as instances, as every other change
 
+
 class _Batch:
     """One batch of changes for one CPO: read what is stored, decide, write in bulk."""
 

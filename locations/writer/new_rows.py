@@ -106,41 +106,37 @@ def _row(model: type[models.Model], fixed: dict, values: dict) -> Row:
 def location_created(batch, change: LocationChange) -> None:
     """`batch._apply_location(change)` for a location not stored (and a full change): its rows and their
     through rows added to the batch's inserts, its outcome set on every level."""
-    values = change.values
-    own = values.get("last_updated")
-    auto_stamp = own is None and "last_updated" in values
-    row = _row(Location, {"cpo_id": batch.cpo.pk, "moderation": batch.initial, "ocpi_id": change.ocpi_id}, values)
-    batch.creates[Location].append(row)
-    change.outcome = outcome = RowOutcome(Location, row, batch.cpo, batch.alias)
-    if change.m2m:
-        batch.m2m_wanted.append(("location", row, change.m2m))
-    # `newest`: of the parts as stored (what _stamp_newest raises to: every part of a new object is changed);
-    # `given`: the newest timestamp the source gave in the whole object (what _newest computes).
-    newest, given = None, own
-    for evse_change in change.evses or ():
-        stamp, given_below = _evse_created(batch, row, outcome, evse_change)
-        newest, given = _later(newest, stamp), _later(given, given_below)
-    if own:  # _stamped_values: a given last_updated is the newest of the object and its parts
-        row["last_updated"] = given
-    _stamp_newest(batch, row, newest, auto_stamp)
+    _created(batch, Location, {"cpo_id": batch.cpo.pk, "moderation": batch.initial, "ocpi_id": change.ocpi_id},
+             change, batch.cpo, None, "location", change.evses, _evse_created)
 
 
 def _evse_created(batch, location: Row, parent: RowOutcome, change: EvseChange) -> tuple[datetime | None, datetime | None]:
-    """(its last_updated as stored, the newest timestamp given in it)."""
+    return _created(batch, Evse, {"moderation": batch.initial, "uid": change.uid}, change, parent, location, "evse",
+                    change.connectors, _connector_created)
+
+
+def _created(batch, model: type[models.Model], fixed: dict, change, parent, parent_row: Row | None, m2m_kind: str,
+             parts, part_created) -> tuple[datetime | None, datetime | None]:
+    """A new location or EVSE: its row (a child of `parent_row`), its outcome, its through rows wanted, then
+    each of its `parts` (EVSEs, connectors) by `part_created`. Returns (its last_updated as stored, the
+    newest timestamp given in it)."""
     values = change.values
     own = values.get("last_updated")
     auto_stamp = own is None and "last_updated" in values
-    row = _row(Evse, {"moderation": batch.initial, "uid": change.uid}, values)
-    row.parent = location
-    batch.creates[Evse].append(row)
-    change.outcome = outcome = RowOutcome(Evse, row, parent, batch.alias)
+    row = _row(model, fixed, values)
+    if parent_row is not None:
+        row.parent = parent_row
+    batch.creates[model].append(row)
+    change.outcome = outcome = RowOutcome(model, row, parent, batch.alias)
     if change.m2m:
-        batch.m2m_wanted.append(("evse", row, change.m2m))
+        batch.m2m_wanted.append((m2m_kind, row, change.m2m))
+    # `newest`: of the parts as stored (what _stamp_newest raises to: every part of a new object is changed);
+    # `given`: the newest timestamp the source gave in the whole object (what _newest computes).
     newest, given = None, own
-    for connector_change in change.connectors or ():
-        stamp, given_below = _connector_created(batch, row, outcome, connector_change)
+    for part in parts or ():
+        stamp, given_below = part_created(batch, row, outcome, part)
         newest, given = _later(newest, stamp), _later(given, given_below)
-    if own:
+    if own:  # _stamped_values: a given last_updated is the newest of the object and its parts
         row["last_updated"] = given
     _stamp_newest(batch, row, newest, auto_stamp)
     return row["last_updated"], given
