@@ -414,44 +414,14 @@ def graphql_view(request, *args, **kwargs):
     instance per request and no CSRF cookie set (`ensure_csrf_cookie`: GraphiQL's page, a GET, sets it).
     Authentication, the body's checks, the limits and the errors are the full view's own methods.
     """
-    if _is_api_post(request):
+    if is_api_post(request):
         return _serve_api_post(request)
     return _full_view(request, *args, **kwargs)
 
 
-def _is_api_post(request) -> bool:
+def is_api_post(request) -> bool:
     return (request.method == "POST" and not request.GET and "html" not in request.META.get("HTTP_ACCEPT", "")
             and EvhubGraphQLView.get_content_type(request) == "application/json")
-
-
-API_PATHS = ("/graphql", "/graphql/")  # config.urls: both are graphql_view
-
-
-def api_lane_middleware(get_response):
-    """An app's `POST /graphql` past the middleware only a browser needs (settings.MIDDLEWARE: it sits after
-    the request id, OCPI's headers and SecurityMiddleware, which it keeps).
-
-    Static files (WhiteNoise), sessions, CSRF (the view is exempt), the session user and messages do
-    nothing for this request: the view reads its caller from the `Authorization` header and sets no
-    cookie, and the schema has no mutation. What the rest of the chain does for it is done here by
-    Django's own classes: CommonMiddleware (the Host against ALLOWED_HOSTS, refused user agents;
-    Content-Length) and XFrameOptionsMiddleware. Measured in process, 1,000 searches of the 1M bench:
-    0.90 -> 0.78 ms of CPU per request with those five skipped.
-    """
-    from django.middleware.clickjacking import XFrameOptionsMiddleware
-    from django.middleware.common import CommonMiddleware
-
-    common, xframe = CommonMiddleware(get_response), XFrameOptionsMiddleware(get_response)
-
-    def middleware(request):
-        if request.path_info not in API_PATHS or not _is_api_post(request):
-            return get_response(request)
-        response = common.process_request(request)  # DisallowedHost propagates: Django answers 400
-        if response is None:
-            response = graphql_view(request)
-        return xframe.process_response(request, common.process_response(request, response))
-
-    return middleware
 
 
 def _serve_api_post(request):

@@ -59,8 +59,6 @@ MIDDLEWARE = [
     "ocpi.transport.ocpi_headers_middleware",
     "django_guid.middleware.guid_middleware",
     "django.middleware.security.SecurityMiddleware",
-    # An app's POST /graphql is answered here, past the browser's middleware below (config.graphql).
-    "config.graphql.api_lane_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,28 +1,42 @@
-"""An app's POST /graphql goes past the browser's middleware (config.graphql.api_lane_middleware): the same
-answer, status and headers as through the whole chain."""
+"""An app's POST /graphql takes the WSGI lane (config/api_lane.py), past Django's handler and the browser's
+middleware: the same status, headers and body as through Django's handler and the whole chain, and every
+other request goes to Django untouched."""
 
 import json
 
 import pytest
-from django.test import Client
+from django.core import signals
+from django.core.handlers.wsgi import WSGIHandler
+from django.test import RequestFactory
+
+from config import api_lane, graphql
+from config.wsgi import application, django_application
+from tests.fuzz.conftest import in_test_transaction
 
 from .conftest import BERLIN, place
 
 pytestmark = pytest.mark.django_db
 
-LANE = "config.graphql.api_lane_middleware"
 SEARCH = "{ find_ev_filter_locations(lat: %s, lng: %s) { id name distance evses { uid } } }" % BERLIN
 
 
-def _without_lane(settings):
-    settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != LANE]
+def _environ(key, body, *, path="/graphql", method="post", content_type="application/json", **extra):
+    factory = getattr(RequestFactory(), method)
+    if method == "post":
+        return factory(path, body, content_type=content_type, HTTP_AUTHORIZATION=f"Basic {key}", **extra).environ
+    return factory(path, HTTP_AUTHORIZATION=f"Basic {key}", **extra).environ
 
 
-def _answer(client_key, body, **extra):
-    response = Client(HTTP_AUTHORIZATION=f"Basic {client_key}").post("/graphql", body,
-                                                                     content_type="application/json", **extra)
-    headers = {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
-    return response.status_code, response.content, headers
+def _call(app, environ):
+    """(status, headers without the request id's value, body) of one request to the WSGI `app`."""
+    started = []
+    body = b"".join(in_test_transaction(app)(environ, lambda status, headers, *_: started.append((status, headers))))
+    status, headers = started[0]
+    names = [name for name, _ in headers]
+    assert len(names) == len(set(names)), headers
+    headers = dict(headers)
+    assert len(headers.pop("X-Request-ID")) == 32
+    return status, headers, body
 
 
 @pytest.mark.smoke
@@ -32,29 +46,93 @@ def _answer(client_key, body, **extra):
     json.dumps({"query": "{ find_ev_locations { nope } }"}),  # a validation error: 400
     "{not json", json.dumps([{"query": "{ find_ev_locations_count }"}]),  # refused bodies
 ])
-def test_the_lane_answers_as_the_whole_chain(client_key, alpha, settings, body):
+def test_the_lane_answers_as_djangos_handler(client_key, alpha, body):
     place(alpha, "L1", BERLIN)
-    assert LANE in settings.MIDDLEWARE
-    lane = _answer(client_key, body)
-    _without_lane(settings)
-    assert _answer(client_key, body) == lane
-    status, _, headers = lane
+    lane = _call(application, _environ(client_key, body))
+    assert lane == _call(django_application, _environ(client_key, body))
+    status, headers, answer = lane
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
-    assert int(headers["Content-Length"]) > 0 and status in (200, 400)
+    assert headers["Referrer-Policy"] == "same-origin" and headers["Access-Control-Expose-Headers"] == "X-Request-ID"
+    assert int(headers["Content-Length"]) == len(answer) > 0 and status[:3] in ("200", "400")
 
 
-def test_a_host_not_allowed_is_refused_on_the_lane_too(client_key, settings):
-    assert _answer(client_key, json.dumps({"query": SEARCH}), HTTP_HOST="evil.example")[0] == 400
+def test_a_wrong_key_is_refused_and_counted_on_the_lane_as_by_django(client_key, alpha):
+    body = json.dumps({"query": SEARCH})
+    lane = _call(application, _environ("not-a-key", body))
+    assert lane == _call(django_application, _environ("not-a-key", body))
+    assert b"UNAUTHENTICATED" in lane[2]
 
 
-def test_the_lane_takes_only_an_apps_post(client_key, alpha, monkeypatch):
-    from config import graphql
+def test_the_callers_request_id_is_kept_and_a_bad_one_replaced(client_key):
+    given = "0123456789abcdef0123456789abcdef"
+    for sent, kept in ((given, True), ("not a uuid <script>", False)):
+        started = []
+        environ = _environ(client_key, json.dumps({"query": SEARCH}), HTTP_X_REQUEST_ID=sent)
+        b"".join(in_test_transaction(application)(environ, lambda status, headers, *_: started.append(headers)))
+        answered = dict(started[0])["X-Request-ID"]
+        assert (answered == sent) is kept and len(answered) == 32
 
-    taken = []
-    view = graphql.graphql_view
-    monkeypatch.setattr(graphql, "graphql_view", lambda request: taken.append(request.path) or view(request))
-    client = Client(HTTP_AUTHORIZATION=f"Basic {client_key}")
-    client.post("/graphql", json.dumps({"query": SEARCH}), content_type="application/json")
-    client.get("/graphql", HTTP_ACCEPT="text/html")  # GraphiQL: the whole chain (its CSRF cookie)
-    client.post("/graphql?pretty=1", json.dumps({"query": SEARCH}), content_type="application/json")
-    assert taken == ["/graphql"]
+
+def test_a_host_not_allowed_and_an_insecure_request_go_to_django(client_key, settings):
+    body = json.dumps({"query": SEARCH})
+    started = []
+    b"".join(in_test_transaction(application)(_environ(client_key, body, HTTP_HOST="evil.example"),
+                                              lambda status, headers, *_: started.append(status)))
+    assert started == ["400 Bad Request"]
+    settings.SECURE_SSL_REDIRECT = True  # read when the middleware is made: a new handler and lane
+    status, headers, _ = _call(api_lane.api_lane(WSGIHandler()), _environ(client_key, body))
+    assert status.startswith("301") and headers["Location"] == "https://testserver/graphql"
+
+
+def test_the_lane_takes_only_an_apps_post(client_key, alpha):
+    given = []
+
+    def django_spy(environ, start_response):
+        given.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("QUERY_STRING", "")))
+        return django_application(environ, start_response)
+
+    lane = api_lane.api_lane(django_spy)
+    body = json.dumps({"query": SEARCH})
+    for environ in (_environ(client_key, body), _environ(client_key, body, path="/graphql/")):
+        assert _call(lane, environ)[0].startswith("200")
+    assert given == []
+    others = [
+        _environ(client_key, None, method="get", HTTP_ACCEPT="text/html"),  # GraphiQL: its CSRF cookie
+        _environ(client_key, body, path="/graphql?pretty=1"),
+        _environ(client_key, body, HTTP_ACCEPT="text/html"),
+        _environ(client_key, "query=%7B%7D", content_type="application/x-www-form-urlencoded"),
+        _environ(client_key, body, path="/health/"),
+    ]
+    for environ in others:
+        in_test_transaction(lane)(environ, lambda *_: None)
+    assert [path for _, path, _ in given] == ["/graphql", "/graphql", "/graphql", "/graphql", "/health/"]
+
+
+def test_a_failure_in_the_view_is_djangos_500_with_the_same_headers(client_key, monkeypatch):
+    def broken(_request):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(graphql, "_serve_api_post", broken)
+    body = json.dumps({"query": SEARCH})
+    lane = _call(application, _environ(client_key, body))
+    assert lane == _call(django_application, _environ(client_key, body))
+    assert lane[0] == "500 Internal Server Error" and lane[1]["X-Frame-Options"] == "DENY"
+
+
+def test_the_request_signals_are_sent_once_each(client_key):
+    sent = []
+
+    def started(**_kwargs):
+        sent.append("started")
+
+    def finished(**_kwargs):
+        sent.append("finished")
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        _call(application, _environ(client_key, json.dumps({"query": SEARCH})))
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert sent == ["started", "finished"]
