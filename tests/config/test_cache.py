@@ -34,3 +34,37 @@ def test_it_answers_as_django_s_backend_does():
         assert ours.get(f"{prefix}-django") == 2  # the same keys and values in Redis
     finally:
         ours.delete_many([f"{prefix}-{name}{key}" for name in ("ours", "django") for key in ("", "-obj")])
+
+
+def test_get_many_reads_on_its_own_connection_and_makes_it_again_when_lost():
+    import redis
+
+    ours = RedisCache(os.environ["REDIS_URL"], {})
+    prefix = f"test-config-cache-many-{os.getpid()}"
+    other = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        ours.set(f"{prefix}-a", 3, 30)
+        ours.set(f"{prefix}-b", {"x": 1}, 30)
+        keys = [f"{prefix}-a", f"{prefix}-missing", f"{prefix}-b"]
+        assert ours.get_many(keys) == {f"{prefix}-a": 3, f"{prefix}-b": {"x": 1}}
+        reader = ours._cache._reader()
+        assert ours._cache._reader() is reader
+        reader.send_command("CLIENT", "ID")
+        assert other.client_kill_filter(_id=reader.read_response()) == 1  # as a Redis restart would
+        assert ours.get_many(keys) == {f"{prefix}-a": 3, f"{prefix}-b": {"x": 1}}
+        pid = os.fork()
+        if pid == 0:  # a forked worker makes a connection of its own, and reads on it
+            os._exit(0 if ours._cache._reader() is not reader and ours.get_many(keys)[f"{prefix}-a"] == 3 else 1)
+        assert os.waitpid(pid, 0)[1] == 0
+        assert ours.get_many(keys)[f"{prefix}-a"] == 3  # the parent's connection still answers its own reads
+    finally:
+        ours.delete_many([f"{prefix}-a", f"{prefix}-b"])
+        other.close()
+
+
+def test_get_many_raises_when_redis_is_unreachable():
+    import redis
+
+    ours = RedisCache("redis://127.0.0.1:9/0", {})  # the discard port: nothing listens
+    with pytest.raises(redis.exceptions.ConnectionError):
+        ours.get_many(["a", "b"])
