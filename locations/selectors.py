@@ -567,7 +567,12 @@ def _knn_rows(connection, where: str, *, lat: float, lng: float, distance_km: fl
                                 limit=limit, with_cpo=with_cpo, columns=columns, json_columns=json_columns)
     with _prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
-        names = [column[0] for column in cursor.description]
+        # The same text has the same columns: psycopg's `description` builds them anew each time (50 µs).
+        names = _SCAN_NAMES.get(sql)
+        if names is None:
+            if len(_SCAN_NAMES) >= 512:
+                _SCAN_NAMES.clear()
+            names = _SCAN_NAMES[sql] = [column[0] for column in cursor.description]
         rows = cursor.fetchall()
         n = offset + limit
         chord, distance = names.index("_chord"), names.index("distance")
@@ -580,6 +585,9 @@ def _knn_rows(connection, where: str, *, lat: float, lng: float, distance_km: fl
                                     json_columns=json_columns)
         cursor.execute(sql, params)
         return [column[0] for column in cursor.description], cursor.fetchall()
+
+
+_SCAN_NAMES: dict[str, list[str]] = {}
 
 
 def _visible_where_literal(connection) -> str:
