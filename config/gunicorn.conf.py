@@ -28,7 +28,11 @@ def when_ready(server):
 
 def post_worker_init(worker):
     """In each worker, after the fork, before it accepts a request."""
-    from config.warmup import warm_worker
+    from config.warmup import warm_http, warm_worker
 
     steps = warm_worker()
+    try:
+        steps |= warm_http(worker)
+    except Exception:  # noqa: BLE001 - a warm-up failure must not stop the worker
+        worker.log.exception("warm-up through gunicorn failed")
     worker.log.info("worker warmed: %s", ", ".join(f"{name} {ms:.0f} ms" for name, ms in steps.items()))

@@ -189,3 +189,38 @@ def test_a_worker_starts_on_a_database_not_migrated(caplog):
         steps = warmup.warm_worker()
     assert set(steps) == {"connect", "search", "compiled", "client keys"}
     assert any(record.levelno >= logging.ERROR and "compiled" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.django_db
+def test_a_worker_sends_the_apps_queries_through_its_own_request_handling_unlogged(tmp_path, caplog, monkeypatch):
+    """warm_http: gunicorn's parser, environ and response writing and the API lane, on a socket pair."""
+    import socket
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+    from gunicorn.workers.sync import SyncWorker
+
+    from config.wsgi import application
+    from tests.fuzz.conftest import in_test_transaction
+
+    access_log = tmp_path / "access.log"
+    cfg = Config()
+    cfg.set("accesslog", str(access_log))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    answered = []
+    serve = graphql._serve_api_post
+    monkeypatch.setattr(graphql, "_serve_api_post", lambda request: answered.append(request.path) or serve(request))
+    try:
+        worker = SyncWorker(0, 0, [listener], None, 30, cfg, Logger(cfg))
+        worker.wsgi = in_test_transaction(application)
+        with caplog.at_level(logging.WARNING):
+            steps = warmup.warm_http(worker)
+        worker.tmp.close()
+    finally:
+        listener.close()
+    assert set(steps) == {"http"} and steps["http"] > 0
+    assert not caplog.records, [record.getMessage() for record in caplog.records]  # each answered 200
+    assert answered == ["/graphql"] * len(warmup.WARM_QUERIES)
+    assert not access_log.exists() or access_log.read_text() == ""  # not a client's request
+    assert "warm_http(worker)" in CONFIG.read_text()  # post_worker_init, after warm_worker
