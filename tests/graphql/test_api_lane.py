@@ -45,6 +45,7 @@ def _call(app, environ):
     json.dumps({"query": "{ find_ev_locations { id name } find_ev_locations_count }"}),
     json.dumps({"query": "{ find_ev_locations { nope } }"}),  # a validation error: 400
     "{not json", json.dumps([{"query": "{ find_ev_locations_count }"}]),  # refused bodies
+    json.dumps({"query": "{ find_ev_locations_count }", "pad": "x" * 3_000_000}),  # past the body's size limit
 ])
 def test_the_lane_answers_as_djangos_handler(client_key, alpha, body):
     place(alpha, "L1", BERLIN)
@@ -54,6 +55,20 @@ def test_the_lane_answers_as_djangos_handler(client_key, alpha, body):
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "same-origin" and headers["Access-Control-Expose-Headers"] == "X-Request-ID"
     assert int(headers["Content-Length"]) == len(answer) > 0 and status[:3] in ("200", "400")
+
+
+def test_a_charset_in_the_content_type_still_takes_the_lane(client_key, alpha):
+    place(alpha, "L1", BERLIN)
+    given = []
+
+    def django_spy(environ, start_response):
+        given.append(environ["PATH_INFO"])
+        return django_application(environ, start_response)
+
+    body, content_type = json.dumps({"query": SEARCH}), "application/json; charset=utf-8"
+    lane = _call(api_lane.api_lane(django_spy), _environ(client_key, body, content_type=content_type))
+    assert given == [] and lane == _call(django_application, _environ(client_key, body, content_type=content_type))
+    assert lane[0] == "200 OK" and json.loads(lane[2])["data"]["find_ev_filter_locations"][0]["name"]
 
 
 def test_a_wrong_key_is_refused_and_counted_on_the_lane_as_by_django(client_key, alpha):
