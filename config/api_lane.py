@@ -1,11 +1,11 @@
 """An app's `POST /graphql`, answered at the WSGI level (config/wsgi.py wraps Django's handler with `api_lane`).
 
 A driver's app asks one thing most of the time: a search, answered by one prepared statement
-(locations.graphql_compiled). Around it, Django's handler and the middleware a browser needs cost more CPU
-than the search's own Python: 1.16 ms of CPU per search in process through the whole handler, 0.96 ms
-through this lane (1,000,000 locations, 1,500 searches in turn, both measured in one process). So such a
-request takes the lane, which does what the handler and the middleware do for it, with Django's and
-django-guid's own functions:
+(locations.graphql_compiled). Django's handler and the middleware a browser needs cost it CPU for nothing:
+1.18-1.30 ms of CPU per search in process through the whole handler, 0.96-1.06 ms through this lane
+(1,000,000 locations; two runs of 2,500 searches each way, in turn, in one process). So such a request
+takes the lane, which does what the handler and the middleware do for it, with Django's and django-guid's
+own functions:
 
 - the request signals (`request_started`, and `request_finished` when the server closes the response:
   the database connections' age and health, the caches, the request id cleared);
