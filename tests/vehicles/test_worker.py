@@ -136,8 +136,11 @@ def test_faults_back_off_and_nothing_is_lost_duplicated_or_over_quota(fleet, eng
     healthy, expiring, revoked, throttled = accounts
     before = stats(engine)  # the session's simulator has served earlier tests too
     # Every kind of fault, at random, on every account; and one account each: expired access tokens
-    # (refreshed), revoked refresh tokens (re-login), the maker's 429 with Retry-After (cool-down).
-    engine.call(lambda cloud: setattr(cloud.config, "fault_rates", {"500": 0.1, "timeout:1.5": 0.05, "asleep": 0.05}))
+    # (refreshed), revoked refresh tokens (re-login), the maker's 429 with Retry-After (cool-down). A car
+    # asleep says when to ask again (1 s): without it the client waits 30 s, and one random sleep in the
+    # first seconds kept a healthy car from its first state within the wait below (seen in a `make test`).
+    rates = {"500": 0.1, "timeout:1.5": 0.05, "asleep:1": 0.05}
+    engine.call(lambda cloud: setattr(cloud.config, "fault_rates", rates))
     engine.call(lambda cloud: setattr(cloud.config, "timeout_sleep", 1.5))
     engine.call(lambda cloud: cloud.accounts[throttled.external_id].faults.extend(["429:3"]))
     # And each kind at least once, whatever the dice say.
