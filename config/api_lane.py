@@ -61,8 +61,9 @@ def api_lane(django_application):
         return response
 
     def application(environ, start_response):
+        # A query string, whatever it holds, is Django's to read (too many fields: its 400).
         if (environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in API_PATHS
-                or settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW):
+                or environ.get("QUERY_STRING") or settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW):
             return django_application(environ, start_response)
         request = WSGIRequest(environ)  # reads nothing of the body yet: Django's handler can still take it
         if not is_api_post(request) or not _host_allowed(request) or (security.redirect and not request.is_secure()):

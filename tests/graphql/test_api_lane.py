@@ -123,6 +123,12 @@ def test_the_lane_takes_only_an_apps_post(client_key, alpha):
     assert [path for _, path, _ in given] == ["/graphql", "/graphql", "/graphql", "/graphql", "/health/"]
 
 
+def test_a_query_string_of_too_many_fields_is_djangos_400_not_a_500(client_key):
+    path = "/graphql?" + "&".join(f"f{i}=1" for i in range(5_000))
+    status, _, _ = _call(application, _environ(client_key, json.dumps({"query": SEARCH}), path=path))
+    assert status == "400 Bad Request"
+
+
 def test_a_failure_in_the_view_is_djangos_500_with_the_same_headers(client_key, monkeypatch):
     def broken(_request):
         raise RuntimeError("boom")
