@@ -35,6 +35,8 @@ class _ReusedClient(RedisCacheClient):
         from redis.exceptions import ConnectionError, TimeoutError
 
         keys = list(keys)
+        if not keys:
+            return {}
         for retry in (False, True):
             connection = self._reader()
             try:

@@ -47,6 +47,7 @@ def test_get_many_reads_on_its_own_connection_and_makes_it_again_when_lost():
         ours.set(f"{prefix}-b", {"x": 1}, 30)
         keys = [f"{prefix}-a", f"{prefix}-missing", f"{prefix}-b"]
         assert ours.get_many(keys) == {f"{prefix}-a": 3, f"{prefix}-b": {"x": 1}}
+        assert ours.get_many([]) == {} == DjangoRedisCache(os.environ["REDIS_URL"], {}).get_many([])
         reader = ours._cache._reader()
         assert ours._cache._reader() is reader
         reader.send_command("CLIENT", "ID")
