@@ -1,85 +1,78 @@
-"""An app's `POST /graphql`, answered at the WSGI level (config/wsgi.py wraps Django's handler with `api_lane`).
+"""An app's `POST /graphql` past the middleware only a browser needs (`ApiLaneHandler`: config/wsgi.py).
 
 A driver's app asks one thing most of the time: a search, answered by one prepared statement
 (locations.graphql_compiled). Django's handler and the middleware a browser needs cost it CPU for nothing:
 1.18-1.30 ms of CPU per search in process through the whole handler, 0.96-1.06 ms through this lane
 (1,000,000 locations; two runs of 2,500 searches each way, in turn, in one process). So such a request
-takes the lane, which does what the handler and the middleware do for it, with Django's and django-guid's
-own functions:
+takes the lane: Django's own WSGI handler (the request signals, the request object, the response's headers,
+its log line for a 4xx/5xx) whose middleware chain, for this request only, is the lane's, made of Django's
+and django-guid's own functions:
 
-- the request signals (`request_started`, and `request_finished` when the server closes the response:
-  the database connections' age and health, the caches, the request id cleared);
 - the request id (django-guid: the caller's valid `X-Request-ID` or a new one, on the response too);
 - the Host against ALLOWED_HOSTS, the security headers (SecurityMiddleware), `X-Frame-Options`,
-  `Content-Length`; an exception becomes Django's 500 (or 400) response, and a response of 400 or more is
-  logged as the handler logs it;
+  `Content-Length`; an exception becomes Django's 500 (or 400) response;
 - the view (config.graphql.graphql_view: authentication, the body's checks, the compiled search or
   graphene).
 
 It skips what does nothing for this request: static files, sessions, CSRF (the view is exempt), the session
-user, messages, and URL resolution (both paths are graphql_view). Anything else goes to Django's
-handler, untouched: another path or method, a query string, a browser's `Accept: text/html`, another
-content type, a Host not allowed (Django answers 400 and logs it), a request SECURE_SSL_REDIRECT sends
-to https, and every request while DISALLOWED_USER_AGENTS or PREPEND_WWW are set.
-`tests/graphql/test_api_lane.py` sends requests both ways and compares status, headers and body.
+user, messages, and URL resolution (both paths are graphql_view). Anything else takes the whole chain of
+settings.MIDDLEWARE, as in Django's own handler: another path or method, a query string, a browser's
+`Accept: text/html`, another content type, a Host not allowed (Django answers 400 and logs it), a request
+SECURE_SSL_REDIRECT sends to https, and every request while DISALLOWED_USER_AGENTS or PREPEND_WWW are set.
+`tests/graphql/test_api_lane.py` sends requests to it and to Django's handler and compares status, headers
+and body.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core import signals
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler, WSGIRequest, get_script_name
+from django.core.handlers.wsgi import WSGIHandler
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.urls import set_script_prefix
-from django.utils.log import log_response
 from django_guid.middleware import process_incoming_request, process_outgoing_request
 
 API_PATHS = ("/graphql", "/graphql/")  # config.urls: both are graphql_view
 
 
-def api_lane(django_application):
-    """The WSGI application: an app's POST /graphql on the lane, everything else to `django_application`."""
-    from config.graphql import graphql_view, is_api_post
+class ApiLaneHandler(WSGIHandler):
+    """Django's WSGI handler; an app's POST /graphql takes the lane's chain, every other request the chain of
+    settings.MIDDLEWARE (`whole_chain`)."""
 
-    def unused(_request):  # the middleware below is used for its process_* methods only
-        raise AssertionError
+    def load_middleware(self, is_async=False):
+        from config.graphql import graphql_view
 
-    security, common, xframe = SecurityMiddleware(unused), CommonMiddleware(unused), XFrameOptionsMiddleware(unused)
-    view = convert_exception_to_response(graphql_view)
+        super().load_middleware(is_async)
+        self.whole_chain = self._middleware_chain
 
-    @convert_exception_to_response
-    def respond(request):
-        process_incoming_request(request)
-        response = view(request)
-        response = xframe.process_response(request, common.process_response(request, response))
-        response = security.process_response(request, response)
-        process_outgoing_request(response, request)
-        return response
+        def unused(_request):  # the middleware below is used for its process_* methods only
+            raise AssertionError
 
-    def application(environ, start_response):
-        # A query string, whatever it holds, is Django's to read (too many fields: its 400).
-        if (environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in API_PATHS
-                or environ.get("QUERY_STRING") or settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW):
-            return django_application(environ, start_response)
-        request = WSGIRequest(environ)  # reads nothing of the body yet: Django's handler can still take it
-        if not is_api_post(request) or not _host_allowed(request) or (security.redirect and not request.is_secure()):
-            return django_application(environ, start_response)
-        set_script_prefix(get_script_name(environ))
-        signals.request_started.send(sender=WSGIHandler, environ=environ)
-        response = respond(request)
-        response._handler_class = WSGIHandler  # its close() sends request_finished, as the handler's
-        response._resource_closers.append(request.close)
-        if response.status_code >= 400:
-            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-        start_response(f"{response.status_code} {response.reason_phrase}",
-                       [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())])
-        return response
+        self.security = SecurityMiddleware(unused)
+        common, xframe = CommonMiddleware(unused), XFrameOptionsMiddleware(unused)
+        view = convert_exception_to_response(graphql_view)
 
-    return application
+        @convert_exception_to_response
+        def lane(request):
+            process_incoming_request(request)
+            response = view(request)
+            response = xframe.process_response(request, common.process_response(request, response))
+            response = self.security.process_response(request, response)
+            process_outgoing_request(response, request)
+            return response
+
+        self._middleware_chain = lambda request: (lane if self.takes(request) else self.whole_chain)(request)
+
+    def takes(self, request) -> bool:
+        """Whether the request takes the lane: an app's POST /graphql that no middleware it skips would answer."""
+        from config.graphql import is_api_post
+
+        # A query string, whatever it holds, is the whole chain's to read (too many fields: its 400).
+        return (request.path_info in API_PATHS and not request.META.get("QUERY_STRING") and is_api_post(request)
+                and not settings.DISALLOWED_USER_AGENTS and not settings.PREPEND_WWW and _host_allowed(request)
+                and not (self.security.redirect and not request.is_secure()))
 
 
 def _host_allowed(request) -> bool:

@@ -1,6 +1,6 @@
-"""An app's POST /graphql takes the WSGI lane (config/api_lane.py), past Django's handler and the browser's
-middleware: the same status, headers and body as through Django's handler and the whole chain, and every
-other request goes to Django untouched."""
+"""An app's POST /graphql takes the lane (config/api_lane.py), past URL resolution and the browser's
+middleware: the same status, headers and body as through Django's own handler and the whole chain, and every
+other request takes the whole chain."""
 
 import json
 
@@ -10,13 +10,14 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
 from config import api_lane, graphql
-from config.wsgi import application, django_application
+from config.wsgi import application
 from tests.fuzz.conftest import in_test_transaction
 
 from .conftest import BERLIN, place
 
 pytestmark = pytest.mark.django_db
 
+django_application = WSGIHandler()  # Django's own handler: settings.MIDDLEWARE for every request
 SEARCH = "{ find_ev_filter_locations(lat: %s, lng: %s) { id name distance evses { uid } } }" % BERLIN
 
 
@@ -25,6 +26,19 @@ def _environ(key, body, *, path="/graphql", method="post", content_type="applica
     if method == "post":
         return factory(path, body, content_type=content_type, HTTP_AUTHORIZATION=f"Basic {key}", **extra).environ
     return factory(path, HTTP_AUTHORIZATION=f"Basic {key}", **extra).environ
+
+
+def _spied_lane() -> tuple[api_lane.ApiLaneHandler, list]:
+    """A new lane handler, and the requests (method, path) its whole chain is given."""
+    handler, given = api_lane.ApiLaneHandler(), []
+    whole_chain = handler.whole_chain
+
+    def spy(request):
+        given.append((request.method, request.path_info))
+        return whole_chain(request)
+
+    handler.whole_chain = spy
+    return handler, given
 
 
 def _call(app, environ):
@@ -59,16 +73,11 @@ def test_the_lane_answers_as_djangos_handler(client_key, alpha, body):
 
 def test_a_charset_in_the_content_type_still_takes_the_lane(client_key, alpha):
     place(alpha, "L1", BERLIN)
-    given = []
-
-    def django_spy(environ, start_response):
-        given.append(environ["PATH_INFO"])
-        return django_application(environ, start_response)
-
+    lane, given = _spied_lane()
     body, content_type = json.dumps({"query": SEARCH}), "application/json; charset=utf-8"
-    lane = _call(api_lane.api_lane(django_spy), _environ(client_key, body, content_type=content_type))
-    assert given == [] and lane == _call(django_application, _environ(client_key, body, content_type=content_type))
-    assert lane[0] == "200 OK" and json.loads(lane[2])["data"]["find_ev_filter_locations"][0]["name"]
+    answer = _call(lane, _environ(client_key, body, content_type=content_type))
+    assert given == [] and answer == _call(django_application, _environ(client_key, body, content_type=content_type))
+    assert answer[0] == "200 OK" and json.loads(answer[2])["data"]["find_ev_filter_locations"][0]["name"]
 
 
 def test_a_wrong_key_is_refused_and_counted_on_the_lane_as_by_django(client_key, alpha):
@@ -94,19 +103,13 @@ def test_a_host_not_allowed_and_an_insecure_request_go_to_django(client_key, set
     b"".join(in_test_transaction(application)(_environ(client_key, body, HTTP_HOST="evil.example"),
                                               lambda status, headers, *_: started.append(status)))
     assert started == ["400 Bad Request"]
-    settings.SECURE_SSL_REDIRECT = True  # read when the middleware is made: a new handler and lane
-    status, headers, _ = _call(api_lane.api_lane(WSGIHandler()), _environ(client_key, body))
+    settings.SECURE_SSL_REDIRECT = True  # read when the middleware is made: a new handler
+    status, headers, _ = _call(api_lane.ApiLaneHandler(), _environ(client_key, body))
     assert status.startswith("301") and headers["Location"] == "https://testserver/graphql"
 
 
 def test_the_lane_takes_only_an_apps_post(client_key, alpha):
-    given = []
-
-    def django_spy(environ, start_response):
-        given.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("QUERY_STRING", "")))
-        return django_application(environ, start_response)
-
-    lane = api_lane.api_lane(django_spy)
+    lane, given = _spied_lane()
     body = json.dumps({"query": SEARCH})
     for environ in (_environ(client_key, body), _environ(client_key, body, path="/graphql/")):
         assert _call(lane, environ)[0].startswith("200")
@@ -120,7 +123,8 @@ def test_the_lane_takes_only_an_apps_post(client_key, alpha):
     ]
     for environ in others:
         in_test_transaction(lane)(environ, lambda *_: None)
-    assert [path for _, path, _ in given] == ["/graphql", "/graphql", "/graphql", "/graphql", "/health/"]
+    assert given == [("GET", "/graphql"), ("POST", "/graphql"), ("POST", "/graphql"), ("POST", "/graphql"),
+                     ("POST", "/health/")]
 
 
 def test_a_query_string_of_too_many_fields_is_djangos_400_not_a_500(client_key):
