@@ -286,6 +286,26 @@ def test_the_five_queries_as_printed(request, published, name, caller, field):
     assert len(location["images"]) == 2 and all(url.startswith("http") for url in location["images"])
 
 
+@pytest.mark.parametrize("name, caller", [("Evse", "owner"), ("Locations", "owner"), ("Location", "owner"),
+                                          ("Find_ev_locations", "front_end"),
+                                          ("Find_ev_filter_locations", "front_end")])
+def test_the_five_queries_as_printed_through_the_served_application(request, published, name, caller):
+    """The WSGI application gunicorn serves (config/wsgi.py: an app's POST /graphql on the API lane) answers
+    each query as the test client's handler does."""
+    from django.test import RequestFactory
+
+    from config.wsgi import application
+    from tests.fuzz.conftest import in_test_transaction
+
+    api = request.getfixturevalue(caller)
+    body = json.dumps({"query": query(name)})
+    environ = RequestFactory().post("/graphql", body, content_type="application/json", **api._credentials).environ
+    started = []
+    served = b"".join(in_test_transaction(application)(environ, lambda status, headers, *_: started.append(status)))
+    assert started == ["200 OK"]
+    assert json.loads(served) == {"data": _graphql(api, name)}
+
+
 def test_find_ev_filter_locations_gives_the_distance(front_end, published):
     found = _graphql(front_end, "Find_ev_filter_locations")["find_ev_filter_locations"]
     assert [location["id"] for location in found] == [755]

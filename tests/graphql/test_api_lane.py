@@ -3,6 +3,7 @@ middleware: the same status, headers and body as through Django's own handler an
 other request takes the whole chain."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core import signals
@@ -69,6 +70,33 @@ def test_the_lane_answers_as_djangos_handler(client_key, alpha, body):
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "same-origin" and headers["Access-Control-Expose-Headers"] == "X-Request-ID"
     assert int(headers["Content-Length"]) == len(answer) > 0 and status[:3] in ("200", "400")
+
+
+SEED_SEARCH = (Path(__file__).resolve().parents[2] / "config" / "seed_queries" / "Find_ev_filter_locations.graphql"
+               ).read_text(encoding="utf-8")
+DEEP = "{ find_ev_locations { evses { locations { evses { locations { evses { locations { evses { uid } } } } } } } } }"
+
+
+LONE_SURROGATE = json.dumps({"query": "query Q($c: String) { find_ev_filter_locations(lat: 52.52, lng: 13.405, "
+                                      "city: $c) { id } }", "variables": {"c": "\ud800"}})  # JSON's \\ud800 escape
+
+
+@pytest.mark.parametrize("body, refused", [
+    (json.dumps({"query": SEED_SEARCH}), False),  # the seed's query as printed
+    (json.dumps({"query": SEED_SEARCH.replace("lat: 14.559192", "lat: 1e300")}), True),  # too large
+    (json.dumps({"query": SEED_SEARCH.replace("lat: 14.559192", 'lat: "north"')}), True),  # wrong type
+    (json.dumps({"query": SEED_SEARCH.replace("lng: 121.017516", 'lng: 121.017516, city: "%s"' % ("x" * 100_000))}),
+     True),  # too long
+    (LONE_SURROGATE, True),
+    (json.dumps({"query": DEEP}), True),  # nested past the limit
+])
+def test_seed_search_and_bad_values_on_the_lane_as_by_django(client_key, alpha, body, refused):
+    place(alpha, "L1", BERLIN)
+    lane = _call(application, _environ(client_key, body))
+    assert lane == _call(django_application, _environ(client_key, body))
+    status, _, answer = lane
+    assert status[:3] in ("200", "400"), answer[:300]
+    assert bool(json.loads(answer).get("errors")) is refused, answer[:300]
 
 
 def test_a_charset_in_the_content_type_still_takes_the_lane(client_key, alpha):
