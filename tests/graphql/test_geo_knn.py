@@ -163,7 +163,7 @@ def test_the_scan_is_planned_once_per_connection(alpha):
         assert len(rows) == 5
     with connection.cursor() as cursor:
         cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                       "WHERE statement LIKE '%%_chord%%' AND statement NOT LIKE '%%WITH knn%%'")
+                       "WHERE statement LIKE '%%_rn%%' AND statement NOT LIKE '%%WITH knn%%'")
         plans = cursor.fetchall()
     assert len(plans) == 1, plans
     generic, custom = plans[0]
