@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,54 +52,70 @@ def _column(model, name: str) -> str:
 
 
 # Location fields: (the model fields read, how the value is made from the row). A row getter is given the
-# row's values by column name; `_CPO`: the page joins the CPO.
+# row's values by column name; `_CPO`: the page joins the CPO. A getter may also say how it reads as a Python
+# expression over the row's values (`_inline`): `_builder` writes the page's loop with those (a getter
+# without one is called with the row as a dict).
 _CPO = "_cpo_country_code"
 
 
+def _inline(expression: str, *columns: str, **names):
+    """Mark a getter as `expression` over `columns` (`{0}`, `{1}`: their values), with `names` the functions
+    and constants it calls."""
+    def mark(getter):
+        getter.inline = (expression, columns, names)
+        return getter
+    return mark
+
+
 def _plain(column: str):
-    return lambda row: row[column]
+    return _inline("{0}", column)(lambda row: row[column])
+
+
+def _checked_int(value):
+    if value is not None and not INT_MIN <= value <= INT_MAX:
+        raise _Fallback
+    return value
 
 
 def _int(column: str):
-    def get(row):
-        value = row[column]
-        if value is not None and not INT_MIN <= value <= INT_MAX:
-            raise _Fallback
-        return value
-    return get
+    return _inline("_checked_int({0})", column, _checked_int=_checked_int)(lambda row: _checked_int(row[column]))
 
 
 def _iso(column: str):
-    def get(row):
-        value = row[column]
-        return None if value is None else value.isoformat()
-    return get
+    return _inline("(None if {0} is None else {0}.isoformat())", column)(
+        lambda row: None if row[column] is None else row[column].isoformat())
 
 
+@_inline("(None if {0} is None else round({0}, 3))", "distance")
 def _distance(row):
     value = row["distance"]
     return None if value is None else round(value, 3)
 
 
 def _publish_of(moderation: str, publish: str):
-    return lambda row: row[moderation] == Moderation.PUBLISHED and row[publish]
+    return _inline("({0} == _PUBLISHED and {1})", moderation, publish, _PUBLISHED=str(Moderation.PUBLISHED))(
+        lambda row: row[moderation] == Moderation.PUBLISHED and row[publish])
 
 
 _publish = _publish_of(_column(Location, "moderation"), _column(Location, "publish"))
 
 
-def _images_of(column: str):
+def _image_urls(images, photos: str) -> list[str]:
     """`resolve_images`: the URLs of the location's OCPI images (the JSON column), then of its photos."""
-    def get(row):
-        urls = []
-        for image in row[column] or ():
-            if isinstance(image, dict) and image.get("url"):
-                if not isinstance(image["url"], str):
-                    raise _Fallback  # graphene's String would write it its own way
-                urls.append(image["url"])
-        urls.extend(storage_url(name) for name in orjson.loads(row[PHOTOS]))
-        return urls
-    return get
+    urls = []
+    for image in images or ():
+        if isinstance(image, dict) and image.get("url"):
+            if not isinstance(image["url"], str):
+                raise _Fallback  # graphene's String would write it its own way
+            urls.append(image["url"])
+    urls.extend(storage_url(name) for name in orjson.loads(photos))
+    return urls
+
+
+def _images_of(column: str):
+    photos = "_photos"  # PHOTOS, below
+    return _inline("_image_urls({0}, {1})", column, photos, _image_urls=_image_urls)(
+        lambda row: _image_urls(row[column], row[photos]))
 
 
 LOCATION_FIELDS: dict[str, tuple[tuple[str, ...], Callable]] = {
@@ -147,7 +164,7 @@ CONNECTOR_SQL = {
 LOOKUP_SQL = {"id": 'l."id"', "code": 'l."code"', "description": 'l."description"'}
 LOCATION_LOOKUPS = ("facilities", "parking_restrictions", "parking_types")
 EVSE_LOOKUPS = ("capabilities", "payment_types")
-PHOTOS = "_photos"  # the page's photos' storage names (images)
+PHOTOS = "_photos"  # the page's photos' storage names (images: `_images_of`)
 
 
 class _Fallback(Exception):
@@ -231,13 +248,13 @@ def plan_of(graphql_schema, document: DocumentNode, operation_name: str | None) 
 
 
 def _constant(value):
-    return lambda row: value
+    return _inline("_value", _value=value)(lambda row: value)
 
 
 def _fragment(alias: str):
     """A JSON column made by PostgreSQL, written into the answer as it is."""
     fragment = orjson.Fragment
-    return lambda row: fragment(row[alias])
+    return _inline("_Fragment({0})", alias, _Fragment=fragment)(lambda row: fragment(row[alias]))
 
 
 def _members(graphql_schema, fragments, object_type, nodes, sql_of) -> list[tuple[str, str]] | None:
@@ -305,14 +322,42 @@ def _answer(plan: Plan, request, variables) -> bytes | None:
     if found is None:
         raise _Fallback
     names, rows = found
-    items = []
-    for values in rows:
-        row = dict(zip(names, values))
-        item = {}
-        for name, getter, non_null in plan.members:
-            value = getter(row)
-            if value is None and non_null:
-                raise _Fallback  # graphene reports the null as an error
-            item[name] = value
-        items.append(item)
+    items = _builder(plan.members, tuple(names))(rows)
     return orjson.dumps({"data": {plan.response_name: items}})
+
+
+@functools.lru_cache(maxsize=256)
+def _builder(members: tuple[tuple[str, Callable, bool], ...], names: tuple[str, ...]) -> Callable[[list], list]:
+    """The page's loop for these members over rows of these columns: a function written for them (each
+    value an expression over the row's tuple, `_inline`), which gives a dict per row, its keys in the
+    members' order, or raises _Fallback for a null in a non-null field. As the getters one by one over a
+    dict of each row would, in a quarter of the time (20 rows, 10 fields: 55 µs with the encoding before,
+    ~20 after)."""
+    at = {name: index for index, name in enumerate(names)}
+    namespace = {"_Fallback": _Fallback}
+    lines, values, non_null, row_dict = [], [], [], False
+    for k, (name, getter, required) in enumerate(members):
+        inline = getattr(getter, "inline", None)
+        if inline is None:  # called with the row as a dict
+            namespace[f"_g{k}"], row_dict = getter, True
+            expression = f"_g{k}(row)"
+        else:
+            template, columns, names_used = inline
+            for used, value in names_used.items():  # each member's own (constants differ)
+                namespace[f"{used}_{k}"] = value
+                template = re.sub(rf"\b{used}\b", f"{used}_{k}", template)
+            expression = template.format(*(f"v[{at[column]}]" for column in columns))
+        lines.append(f"        m{k} = {expression}")
+        values.append(f"{name!r}: m{k}")
+        if required:
+            non_null.append(f"m{k} is None")
+    body = ["def build(rows):", "    items = []", "    for v in rows:"]
+    if row_dict:
+        namespace["_names"] = names
+        body.append("        row = dict(zip(_names, v))")
+    body += lines
+    if non_null:
+        body += [f"        if {' or '.join(non_null)}:", "            raise _Fallback"]
+    body += [f"        items.append({{{', '.join(values)}}})", "    return items"]
+    exec("\n".join(body), namespace)  # noqa: S102 - the text is ours: names from the schema, indexes, templates
+    return namespace["build"]

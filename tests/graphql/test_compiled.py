@@ -7,6 +7,7 @@ that quietly sends everything to graphene (or compiles what it must not) fails.
 
 from datetime import datetime, timezone
 
+import orjson
 import pytest
 from django.db import connection
 
@@ -220,6 +221,50 @@ def test_a_null_in_a_non_null_field_is_graphenes_to_report(answers, stations, mo
         graphql_compiled.plan_of.cache_clear()
     assert not compiled and status == 200
     assert all(location["address"] for location in body["data"]["find_ev_filter_locations"])
+
+
+def test_a_null_from_a_written_getter_is_graphenes_to_report_too(answers, stations, monkeypatch):
+    # The same with a getter `_builder` writes into the page's loop (an expression, not a call).
+    monkeypatch.setitem(graphql_compiled.LOCATION_FIELDS, "address",
+                        (("address",), graphql_compiled._inline("None")(lambda row: None)))
+    graphql_compiled.plan_of.cache_clear()
+    try:
+        status, body, compiled = answers("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id address } }")
+    finally:
+        graphql_compiled.plan_of.cache_clear()
+    assert not compiled and status == 200
+    assert all(location["address"] for location in body["data"]["find_ev_filter_locations"])
+
+
+@pytest.mark.parametrize("query, variables, count", [
+    (EVERYTHING, {"lat": 49.45, "lng": 8.5, "km": 50, "first": 30}, 24),
+    (NEAR, {"lat": 49.45, "lng": 8.5}, 20),
+    ("query($lat: Float!, $lng: Float!) { find_ev_filter_locations(lat: $lat, lng: $lng, distance: 5) "
+     "{ id images publish date_created date_modified distance country_code kind: __typename name } }",
+     {"lat": BERLIN[0], "lng": BERLIN[1]}, 2),
+])
+def test_the_written_loop_gives_what_the_getters_give(stations, query, variables, count):
+    """`_builder`'s function against each member's getter over a dict of the row, on the page's rows (the
+    Berlin ones: photos, an empty name, a removed EVSE, odd dates)."""
+    from graphql import parse
+    from graphql.execution.values import get_argument_values, get_variable_values
+
+    from config.schema import schema
+    from locations import graphql as types
+
+    plan = graphql_compiled.plan_of(schema.graphql_schema, parse(query), None)
+    assert plan is not None
+    args = get_argument_values(schema.graphql_schema.query_type.fields["find_ev_filter_locations"], plan.field_node,
+                               get_variable_values(schema.graphql_schema, plan.variable_definitions, variables))
+    page = types._page(args.get("limit"), args.get("offset"))
+    names, rows = selectors.locations_search_page_rows(
+        location_fields=plan.location_fields, with_cpo=plan.with_cpo, json_columns=plan.json_columns,
+        offset=page.start, limit=page.stop - page.start, **types._search_filters(args))
+    assert len(rows) == count
+    by_getters = [{name: getter(dict(zip(names, values))) for name, getter, _ in plan.members} for values in rows]
+    written = graphql_compiled._builder(plan.members, tuple(names))(rows)
+    assert [list(item) for item in written] == [[name for name, *_ in plan.members]] * len(rows)
+    assert orjson.loads(orjson.dumps(written)) == orjson.loads(orjson.dumps(by_getters))
 
 
 def test_the_rows_are_those_of_the_page(stations):
