@@ -7,6 +7,9 @@ each worker's first search went from 795-975 ms to 10-25 ms, within 2x of the wa
 (bench/bench_cold_start.py; figures in config/warmup.py). The master opens no database or cache connection (warm_master checks and closes any); each
 worker opens its own after the fork.
 
+Each worker waits for connections alone (config/gunicorn_worker.py: one worker woken per connection, not
+every idle one).
+
 A consequence of preloading: a code change needs a restart of the master (HUP reloads the workers from the
 master's copy), which `make run` and deployments do anyway.
 """
@@ -15,6 +18,7 @@ import os
 
 preload_app = True
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "config.gunicorn_worker.ExclusiveSyncWorker"
 
 
 def when_ready(server):
