@@ -1,4 +1,5 @@
-"""gunicorn's sync worker, of which one alone wakes for a new connection (`worker_class` in gunicorn.conf.py).
+"""gunicorn's sync worker, of which one alone wakes for a new connection, and which is free again as soon as
+its response is sent (`worker_class` in gunicorn.conf.py).
 
 gunicorn's sync workers wait for connections with `select()` on the listening socket they share: every
 connection wakes every idle worker, all but one of which find nothing to accept (EAGAIN) and go back to
@@ -11,12 +12,21 @@ wakes one waiting worker per connection (the others sleep on), which accepts it 
 The worker's signal pipe is watched as before (a signal still wakes it at once). Everything else is
 gunicorn's: accepting, the request, the heartbeat, the timeouts. Where epoll or EPOLLEXCLUSIVE is missing
 (macOS), the worker waits as gunicorn's does.
+
+gunicorn (27) closes each connection gracefully: it half-closes it and then reads until the client closes
+its side, for up to 2 seconds, so that request bytes left unread do not make the kernel answer with a
+reset that could cut the response short. But a worker serves nothing meanwhile: a client that keeps its
+connection open after the response (as a pooling HTTP client or an attacker may) held a worker 2.0 s per
+request. Here, once the response is sent, a connection with nothing left unread (nothing received past the
+request, or the client's end) is closed at once, which sends an orderly FIN (the reset only comes of
+unread data); one with unread bytes is left to gunicorn's graceful close.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import socket
 
 from gunicorn.workers.sync import SyncWorker
 
@@ -44,3 +54,17 @@ class ExclusiveSyncWorker(SyncWorker):
             elif fd in self._by_fd:
                 ready.append(self._by_fd[fd])
         return ready or None
+
+    def handle_request(self, listener, req, client, addr):
+        super().handle_request(listener, req, client, addr)
+        if self.cfg.is_ssl:  # TLS has its own closing: gunicorn's
+            return
+        try:
+            client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass  # nothing unread
+        except OSError:
+            return
+        else:
+            return  # bytes past the request, or the client's end: gunicorn's graceful close reads them
+        client.close()  # FIN now; gunicorn's close of it then finds it closed
