@@ -228,6 +228,9 @@ CREDENTIAL_FAILURE_LIMITS = {
     "ocpi_token": _failures_per_window("EVHUB_FAILED_OCPI_TOKENS", "20/300"),
     "old_password": _failures_per_window("EVHUB_FAILED_OLD_PASSWORDS", "5/900"),
 }
+# How long a process takes an address found under its limit to stay so, unless it fails meanwhile (emsp.throttle;
+# 0: read the cache for every credential).
+EVHUB_THROTTLE_CLEAR_SECONDS = env.float("EVHUB_THROTTLE_CLEAR_SECONDS", default=1.0)
 # Reverse proxies in front of the hub that append to X-Forwarded-For: 0 trusts the header not at all
 # (the client is REMOTE_ADDR); N takes its Nth address from the right. Too high, and clients choose their
 # own address; too low, and every client has the proxy's (and shares its limits).

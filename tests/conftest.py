@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 
+from emsp import throttle
 from locations import services
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -26,8 +27,10 @@ def _media_in_tmp(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _no_failures_counted_yet():
     """Wrong credentials are counted per client address in the cache (the test's own Redis database, or
-    the embedded file cache), and every test calls from the same address: each starts with none."""
+    the embedded file cache), and every test calls from the same address: each starts with none, and with no
+    note of this process that an address was under its limit."""
     cache.clear()
+    throttle.forget_clear()
 
 
 @pytest.fixture

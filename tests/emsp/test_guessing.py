@@ -215,3 +215,66 @@ def test_client_address(settings, rf, hops, meta, expected):
     if not meta.get("REMOTE_ADDR"):
         request.META.pop("REMOTE_ADDR", None)
     assert client_address(request) == expected
+
+
+# --- The process's note of an address under its limit (emsp.throttle: EVHUB_THROTTLE_CLEAR_SECONDS) -------
+
+def _failures_elsewhere(kind: str, address: str, count: int) -> None:
+    """`count` failures of `address` counted by another process: straight into the shared cache."""
+    from emsp import throttle
+
+    _, seconds = throttle.limit_of(kind)
+    for _ in range(count):
+        throttle.failure_count(kind, throttle.address_scope(address), seconds)
+
+
+def test_a_key_in_use_is_not_checked_against_the_cache_on_every_request(small_limits, basic, monkeypatch):
+    from emsp import throttle
+
+    reads = []
+    over_limit = throttle.over_limit
+    monkeypatch.setattr(throttle, "over_limit", lambda *args: reads.append(args) or over_limit(*args))
+    for _ in range(5):
+        assert basic.get(FILTERS).status_code == 200
+    assert len(reads) == 1
+
+
+def test_a_block_that_began_elsewhere_is_seen_once_the_note_is_old(small_limits, client_key, settings):
+    import time
+
+    settings.EVHUB_THROTTLE_CLEAR_SECONDS = 0.5
+    right, wrong = (APIClient(HTTP_AUTHORIZATION=f"Basic {key}") for key in (client_key, "not-a-key"))
+    assert right.get(FILTERS).status_code == 200  # noted: under its limit
+    _failures_elsewhere("client_key", "127.0.0.1", LIMIT)
+    assert right.get(FILTERS).status_code == 200  # within the note's time this process has seen nothing yet
+    time.sleep(0.6)
+    assert_throttled(right.get(FILTERS))
+    assert_throttled(wrong.get(FILTERS))
+
+
+def test_a_guesser_passes_a_block_that_began_elsewhere_once_at_most(small_limits, client_key, settings):
+    settings.EVHUB_THROTTLE_CLEAR_SECONDS = 3600
+    right, wrong = (APIClient(HTTP_AUTHORIZATION=f"Basic {key}") for key in (client_key, "not-a-key"))
+    assert right.get(FILTERS).status_code == 200  # noted: under its limit, for an hour
+    _failures_elsewhere("client_key", "127.0.0.1", LIMIT)
+    assert wrong.get(FILTERS).status_code == 401  # the note let it try; its failure ends the note
+    assert_throttled(wrong.get(FILTERS))
+    assert_throttled(right.get(FILTERS))  # the right key from there waits too
+
+
+def test_a_wrong_old_password_ends_the_note_of_its_user_from_every_address(small_limits, settings):
+    from emsp import throttle
+
+    settings.EVHUB_THROTTLE_CLEAR_SECONDS = 3600
+    assert throttle.guessing_blocked("old_password", "198.51.100.1", "user:7") is None  # noted
+    for _ in range(LIMIT):  # the user's failures from another address, in this process
+        throttle.guess_failed("old_password", "203.0.113.9", "user:7")
+    assert throttle.guessing_blocked("old_password", "198.51.100.1", "user:7")
+
+
+def test_no_note_when_its_time_is_zero(small_limits, basic, settings):
+    """EVHUB_THROTTLE_CLEAR_SECONDS=0: every credential reads the cache, as before the note."""
+    settings.EVHUB_THROTTLE_CLEAR_SECONDS = 0
+    assert basic.get(FILTERS).status_code == 200
+    _failures_elsewhere("client_key", "127.0.0.1", LIMIT)
+    assert_throttled(basic.get(FILTERS))
