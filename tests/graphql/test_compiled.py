@@ -210,23 +210,14 @@ def test_one_statement_whatever_the_number_of_results(basic, alpha, count, djang
     assert len(found) == min(count, 20) and all(len(location["evses"]) == 2 for location in found)
 
 
-def test_a_null_in_a_non_null_field_is_graphenes_to_report(answers, stations, monkeypatch):
+@pytest.mark.parametrize("getter", [
+    lambda row: None,  # called with the row as a dict
+    graphql_compiled._inline("None")(lambda row: None),  # written into the page's loop as an expression
+], ids=["called", "written"])
+def test_a_null_in_a_non_null_field_is_graphenes_to_report(answers, stations, monkeypatch, getter):
     # A value the schema would refuse (here a getter giving None for the non-null `address`): the compiled
     # path steps aside and graphene answers (as it would report a null there, had it read one).
-    monkeypatch.setitem(graphql_compiled.LOCATION_FIELDS, "address", (("address",), lambda row: None))
-    graphql_compiled.plan_of.cache_clear()
-    try:
-        status, body, compiled = answers("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id address } }")
-    finally:
-        graphql_compiled.plan_of.cache_clear()
-    assert not compiled and status == 200
-    assert all(location["address"] for location in body["data"]["find_ev_filter_locations"])
-
-
-def test_a_null_from_a_written_getter_is_graphenes_to_report_too(answers, stations, monkeypatch):
-    # The same with a getter `_builder` writes into the page's loop (an expression, not a call).
-    monkeypatch.setitem(graphql_compiled.LOCATION_FIELDS, "address",
-                        (("address",), graphql_compiled._inline("None")(lambda row: None)))
+    monkeypatch.setitem(graphql_compiled.LOCATION_FIELDS, "address", (("address",), getter))
     graphql_compiled.plan_of.cache_clear()
     try:
         status, body, compiled = answers("{ find_ev_filter_locations(lat: 49.45, lng: 8.5) { id address } }")
