@@ -633,7 +633,7 @@ def main() -> None:
         if not args.reuse:
             migrate(dict(os.environ))
         django.setup()
-        from django.db import connection
+        from django.db import DatabaseError, connection
 
         from emsp.services import portal_client_create
         from generate import seed_stations
@@ -644,7 +644,13 @@ def main() -> None:
               f"{platform.machine()}, Python {platform.python_version()}")
         print(f"{len(seeds):,} seed stations (shipped sample{'' if args.no_shared else ' + ../shared if present'})")
         if args.reuse:
-            count = Location.objects.count()
+            try:
+                count = Location.objects.count()
+            except DatabaseError:
+                count = 0
+            if not count:
+                raise SystemExit(f"--reuse: no bench catalogue in {where}; load one first (without --reuse, "
+                                 "with --keep)")
             print(f"reusing {count:,} locations")
         else:
             print(f"loading {count:,} locations:")
