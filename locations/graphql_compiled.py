@@ -56,6 +56,7 @@ def _column(model, name: str) -> str:
 # expression over the row's values (`_inline`): `_builder` writes the page's loop with those (a getter
 # without one is called with the row as a dict).
 _CPO = "_cpo_country_code"
+PHOTOS = "_photos"  # the page's photos' storage names (images: `_images_of`)
 
 
 def _inline(expression: str, *columns: str, **names):
@@ -113,9 +114,8 @@ def _image_urls(images, photos: str) -> list[str]:
 
 
 def _images_of(column: str):
-    photos = "_photos"  # PHOTOS, below
-    return _inline("_image_urls({0}, {1})", column, photos, _image_urls=_image_urls)(
-        lambda row: _image_urls(row[column], row[photos]))
+    return _inline("_image_urls({0}, {1})", column, PHOTOS, _image_urls=_image_urls)(
+        lambda row: _image_urls(row[column], row[PHOTOS]))
 
 
 LOCATION_FIELDS: dict[str, tuple[tuple[str, ...], Callable]] = {
@@ -164,7 +164,6 @@ CONNECTOR_SQL = {
 LOOKUP_SQL = {"id": 'l."id"', "code": 'l."code"', "description": 'l."description"'}
 LOCATION_LOOKUPS = ("facilities", "parking_restrictions", "parking_types")
 EVSE_LOOKUPS = ("capabilities", "payment_types")
-PHOTOS = "_photos"  # the page's photos' storage names (images: `_images_of`)
 
 
 class _Fallback(Exception):

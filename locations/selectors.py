@@ -1034,8 +1034,7 @@ def _chord_of_distance(distance_km: float) -> float:
 
 def chord_of_km(distance_km: float) -> float:
     """The unit-sphere chord of a great-circle distance, widened so that rounding never loses a point."""
-    angle = min(distance_km / EARTH_RADIUS_KM, math.pi)
-    return 2 * math.sin(angle / 2) * (1 + KNN_EPSILON) + KNN_EPSILON
+    return _chord_of_distance(distance_km) * (1 + KNN_EPSILON) + KNN_EPSILON
 
 
 def _prepared_cursor(connection):
