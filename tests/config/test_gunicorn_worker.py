@@ -32,12 +32,18 @@ pytestmark = pytest.mark.skipif(not hasattr(select, "EPOLLEXCLUSIVE"), reason="L
 TIMEOUT = 1.5
 
 
-def _waiter(worker_class, listener, ready, results):
-    worker = worker_class.__new__(worker_class)  # only what `wait` reads of a gunicorn worker
+def _bare(worker_class, listener):
+    """A worker with only what `wait` reads of a gunicorn worker."""
+    worker = worker_class.__new__(worker_class)
     worker.sockets = [listener]
     worker.PIPE = os.pipe()
     worker.wait_fds = [listener, worker.PIPE[0]]  # as gunicorn's init_process sets them
     worker.notify = lambda: None  # the arbiter's heartbeat file: none here
+    return worker
+
+
+def _waiter(worker_class, listener, ready, results):
+    worker = _bare(worker_class, listener)
     ready.put(os.getpid())
     start = time.monotonic()
     woken = worker.wait(TIMEOUT)
@@ -81,11 +87,10 @@ def test_gunicorns_own_wait_wakes_both():
 
 def test_a_signal_still_wakes_the_worker():
     """The worker's signal pipe (gunicorn writes a byte there for each signal) ends its wait at once."""
-    worker = ExclusiveSyncWorker.__new__(ExclusiveSyncWorker)
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
-        worker.sockets, worker.PIPE, worker.notify = [listener], os.pipe(), lambda: None
+        worker = _bare(ExclusiveSyncWorker, listener)
         os.write(worker.PIPE[1], b".")
         start = time.monotonic()
         woken = worker.wait(5)
