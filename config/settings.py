@@ -107,6 +107,9 @@ else:
     # cost ~30 ms of SQL where a warm one costs ~1 (config/warmup.py), once a minute per worker at 60 s.
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=600))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend whose health check asks the socket before it sends SELECT 1 (config/postgresql).
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker, cache, locks ----------------------------------------------------------------

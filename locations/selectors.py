@@ -1054,6 +1054,9 @@ def _prepared_cursor(connection):
                 return super().execute(query, params, prepare=prepare, binary=binary)
 
         _PreparedCursor = PreparedCursor
+    # Django's cursor() checks a connection kept from an earlier request before its first query; this cursor
+    # is made past it, so it checks too (config/postgresql: no round trip unless the server has spoken).
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     raw = connection.connection
     if raw.prepare_threshold is None:

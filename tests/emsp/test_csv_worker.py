@@ -12,6 +12,7 @@ import time
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 from config.celery import app as celery_app
 from locations.csv_import import COLUMNS
@@ -46,7 +47,7 @@ def big_csv(locations: int) -> bytes:
 def worker(settings):
     """`celery worker` as the Procfile starts it (one process), pointed at the test database and media."""
     database = django_settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.skip("the worker reaches the test database over the network")
     url = (f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/"
            f"{database['NAME']}")
