@@ -12,9 +12,15 @@ every idle one).
 
 A consequence of preloading: a code change needs a restart of the master (HUP reloads the workers from the
 master's copy), which `make run` and deployments do anyway.
+
+gunicorn's control socket (`gunicornc`) is named after the address served, in gunicorn's own directory
+($XDG_RUNTIME_DIR, else ~/.gunicorn): `gunicornc -s ~/.gunicorn/gunicorn-127.0.0.1-8000.ctl -c "show workers"`. Its
+default is one path for every gunicorn of the machine: each one started took it from the last (the tests'
+peer servers, the benches and `make run` all start one), and each one stopped deleted it.
 """
 
 import os
+import re
 
 preload_app = True
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -40,3 +46,17 @@ def post_worker_init(worker):
     except Exception:  # noqa: BLE001 - a warm-up failure must not stop the worker
         worker.log.exception("warm-up through gunicorn failed")
     worker.log.info("worker warmed: %s", ", ".join(f"{name} {ms:.0f} ms" for name, ms in steps.items()))
+
+
+def on_starting(server):
+    """In the master, before it binds: the control socket's path of its own, unless one was given."""
+    server.cfg.set("control_socket", control_socket_path(server.cfg))
+
+
+def control_socket_path(cfg) -> str:
+    """`cfg.control_socket` if set, else gunicorn's default path named after the first address served."""
+    default = cfg.settings["control_socket"].default
+    if cfg.control_socket != default or not cfg.bind:
+        return cfg.control_socket
+    address = re.sub(r"[^A-Za-z0-9.]+", "-", cfg.bind[0].removeprefix("unix:")).strip("-")[-60:]
+    return os.path.join(os.path.dirname(default), f"gunicorn-{address}.ctl")

@@ -194,3 +194,27 @@ def test_bytes_left_unread_never_cut_the_response_short(server, extra, read):
             head, received = _response(conn)
         assert head.startswith(b"HTTP/1.1 200"), head
         assert received == _expected(size)
+
+
+def test_each_server_has_a_control_socket_of_its_own():
+    """gunicorn's default control socket is one path for every gunicorn of the machine: each one started took
+    it from the last and each one stopped deleted it. The config names it after the address served."""
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    on_starting = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["on_starting"]
+
+    def control_socket(**settings) -> str:
+        cfg = Config()
+        for name, value in settings.items():
+            cfg.set(name, value)
+        on_starting(SimpleNamespace(cfg=cfg))
+        return cfg.control_socket
+
+    default = Config().control_socket
+    first, second = control_socket(bind=["127.0.0.1:8000"]), control_socket(bind=["127.0.0.1:8001"])
+    assert first != second and os.path.dirname(first) == os.path.dirname(second) == os.path.dirname(default)
+    assert os.path.basename(first) == "gunicorn-127.0.0.1-8000.ctl"
+    assert os.path.basename(control_socket(bind=["unix:/run/evhub/web.sock"])) == "gunicorn-run-evhub-web.sock.ctl"
+    assert control_socket(bind=["127.0.0.1:8000"], control_socket="/srv/evhub/web.ctl") == "/srv/evhub/web.ctl"
