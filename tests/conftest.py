@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 
 from emsp import throttle
@@ -17,6 +18,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent (a user's clone has none)")
     return SHARED_DATA
+
+
+# The hashers of config.settings, as a server hashes passwords.
+PRODUCTION_PASSWORD_HASHERS = list(django_settings.PASSWORD_HASHERS)
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(request, settings):
+    """Passwords set or checked in the tests' process are hashed with MD5: PBKDF2's million rounds cost 0.3-0.5 s
+    per user made or login on 2 cores, most of the set-up of every test with a user (and the fuzzer sends
+    hundreds). Production's hashers stay listed, so a hash made by a server or command of the real settings
+    still verifies. A test marked `production_hashers` keeps the real ones."""
+    if request.node.get_closest_marker("production_hashers") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PRODUCTION_PASSWORD_HASHERS]
 
 
 @pytest.fixture(autouse=True)

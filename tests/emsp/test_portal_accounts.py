@@ -203,5 +203,6 @@ def test_token_c_is_issued_once_and_the_old_one_stops_matching(as_alpha, alpha):
     assert not token_matches(alpha.token_c, alpha.token_c_digest)
 
 
+@pytest.mark.production_hashers
 def test_passwords_are_hashed(alpha_user):
     assert User.objects.get(username="alpha-owner").password.startswith(("pbkdf2_", "argon2", "bcrypt", "scrypt"))

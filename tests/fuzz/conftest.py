@@ -18,7 +18,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, settings
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))  # 25 until the suite neared 15 minutes on 2 cores
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 RANDOM = os.environ.get("FUZZ_RANDOM", "") not in ("", "0")
 SHRINK = os.environ.get("FUZZ_SHRINK", "") not in ("", "0")
 
@@ -50,13 +50,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.path).startswith(here + os.sep):
             item.add_marker(pytest.mark.fuzz)
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Logins, password changes and the login throttle hash every password they are sent: the fuzzer sends
-    hundreds, and PBKDF2's million rounds would be most of the suite's time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def in_test_transaction(app):
