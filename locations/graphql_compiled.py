@@ -52,24 +52,25 @@ def _column(model, name: str) -> str:
 
 
 # Location fields: (the model fields read, how the value is made from the row). A row getter is given the
-# row's values by column name; `_CPO`: the page joins the CPO. A getter may also say how it reads as a Python
-# expression over the row's values (`_inline`): `_builder` writes the page's loop with those (a getter
-# without one is called with the row as a dict).
+# row's values by column name; `_CPO`: the page joins the CPO. Each is made of a Python expression over the
+# row's values (`_inline`), which `_builder` writes into the page's loop (a getter without one is called with
+# the row as a dict).
 _CPO = "_cpo_country_code"
 PHOTOS = "_photos"  # the page's photos' storage names (images: `_images_of`)
 
 
 def _inline(expression: str, *columns: str, **names):
-    """Mark a getter as `expression` over `columns` (`{0}`, `{1}`: their values), with `names` the functions
-    and constants it calls."""
-    def mark(getter):
-        getter.inline = (expression, columns, names)
-        return getter
-    return mark
+    """The getter of `expression` over the row's `columns` (`{0}`, `{1}`: their values), `names` the functions
+    and constants it calls: a function of the row as a dict, which also carries the expression for
+    `_builder` (`inline`), so that each getter is written once."""
+    text = "lambda row: " + expression.format(*(f"row[{column!r}]" for column in columns))
+    getter = eval(text, dict(names))  # noqa: S307 - the text is ours: templates and column names
+    getter.inline = (expression, columns, names)
+    return getter
 
 
 def _plain(column: str):
-    return _inline("{0}", column)(lambda row: row[column])
+    return _inline("{0}", column)
 
 
 def _checked_int(value):
@@ -79,23 +80,18 @@ def _checked_int(value):
 
 
 def _int(column: str):
-    return _inline("_checked_int({0})", column, _checked_int=_checked_int)(lambda row: _checked_int(row[column]))
+    return _inline("_checked_int({0})", column, _checked_int=_checked_int)
 
 
 def _iso(column: str):
-    return _inline("(None if {0} is None else {0}.isoformat())", column)(
-        lambda row: None if row[column] is None else row[column].isoformat())
+    return _inline("(None if {0} is None else {0}.isoformat())", column)
 
 
-@_inline("(None if {0} is None else round({0}, 3))", "distance")
-def _distance(row):
-    value = row["distance"]
-    return None if value is None else round(value, 3)
+_distance = _inline("(None if {0} is None else round({0}, 3))", "distance")
 
 
 def _publish_of(moderation: str, publish: str):
-    return _inline("({0} == _PUBLISHED and {1})", moderation, publish, _PUBLISHED=str(Moderation.PUBLISHED))(
-        lambda row: row[moderation] == Moderation.PUBLISHED and row[publish])
+    return _inline("({0} == _PUBLISHED and {1})", moderation, publish, _PUBLISHED=str(Moderation.PUBLISHED))
 
 
 _publish = _publish_of(_column(Location, "moderation"), _column(Location, "publish"))
@@ -114,8 +110,7 @@ def _image_urls(images, photos: str) -> list[str]:
 
 
 def _images_of(column: str):
-    return _inline("_image_urls({0}, {1})", column, PHOTOS, _image_urls=_image_urls)(
-        lambda row: _image_urls(row[column], row[PHOTOS]))
+    return _inline("_image_urls({0}, {1})", column, PHOTOS, _image_urls=_image_urls)
 
 
 LOCATION_FIELDS: dict[str, tuple[tuple[str, ...], Callable]] = {
@@ -247,13 +242,12 @@ def plan_of(graphql_schema, document: DocumentNode, operation_name: str | None) 
 
 
 def _constant(value):
-    return _inline("_value", _value=value)(lambda row: value)
+    return _inline("_value", _value=value)
 
 
 def _fragment(alias: str):
     """A JSON column made by PostgreSQL, written into the answer as it is."""
-    fragment = orjson.Fragment
-    return _inline("_Fragment({0})", alias, _Fragment=fragment)(lambda row: fragment(row[alias]))
+    return _inline("_Fragment({0})", alias, _Fragment=orjson.Fragment)
 
 
 def _members(graphql_schema, fragments, object_type, nodes, sql_of) -> list[tuple[str, str]] | None:

@@ -212,7 +212,7 @@ def test_one_statement_whatever_the_number_of_results(basic, alpha, count, djang
 
 @pytest.mark.parametrize("getter", [
     lambda row: None,  # called with the row as a dict
-    graphql_compiled._inline("None")(lambda row: None),  # written into the page's loop as an expression
+    graphql_compiled._inline("None"),  # written into the page's loop as an expression
 ], ids=["called", "written"])
 def test_a_null_in_a_non_null_field_is_graphenes_to_report(answers, stations, monkeypatch, getter):
     # A value the schema would refuse (here a getter giving None for the non-null `address`): the compiled
