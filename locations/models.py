@@ -238,6 +238,30 @@ class Connector(models.Model):
         return f"{self.evse} #{self.connector_id}"
 
 
+class PublicEvses(models.Model):
+    """A location's public EVSEs (PUBLISHED, not REMOVED; by id) with their connectors (by id), as one JSON
+    text, for the compiled search's page (locations.graphql_compiled): one row read per location of the page
+    instead of an index scan of its EVSEs and one of each EVSE's connectors, ~0.6 ms of PostgreSQL's ~1.2 per
+    search (1,000,000 locations, 20 per page).
+
+    PostgreSQL writes it, nothing else: triggers on the EVSE and connector tables (migration 0008) rewrite
+    the rows of the locations whose EVSEs or connectors a statement changed, in that statement's
+    transaction, whatever wrote them (services, COPY, the admin, SQL by hand). A location without a public
+    EVSE has no row. SQLite keeps the table empty: its search reads the EVSEs themselves. The layout of
+    `evses` (arrays, not objects: smaller, and read by position) is `graphql_compiled.EVSE_DOC` and
+    `CONNECTOR_DOC`."""
+
+    location = models.OneToOneField(Location, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                                    related_name="+")
+    evses = models.TextField()
+
+    class Meta:
+        verbose_name_plural = "public EVSEs"
+
+    def __str__(self) -> str:
+        return f"public EVSEs of location {self.location_id}"
+
+
 class Tariff(models.Model):
     """OCPI 2.2.1 Tariff; its module (mod_tariffs) arrives with the tariffs issue."""
 

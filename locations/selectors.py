@@ -26,6 +26,7 @@ from locations.models import (
     ParkingTypeCode,
     PaymentType,
     Photo,
+    PublicEvses,
 )
 from locations.rows import converted, db_converters
 
@@ -515,7 +516,8 @@ def locations_search_page_rows(*, location_fields: frozenset[str], with_cpo: boo
     """The page `locations_search_page` reads on PostgreSQL with a point, as rows of one statement: the
     location columns of `location_fields` (and the keys; converted as the ORM converts them), `distance`,
     with `with_cpo` `_cpo_country_code` and `_cpo_party_id`, and each of `json_columns` (alias, an
-    expression over the page's row `page`: `public_evses_json_sql`, `lookups_json_sql`, `photos_json_sql`),
+    expression over the page's row `page`: `public_evses_json_sql`, `public_evses_doc_sql`, `lookups_json_sql`,
+    `photos_json_sql`),
     computed for the page's rows only. Returns (column names, rows),
     or None where the search takes another path (no point, SQLite): then `locations_search_page`."""
     if lat is None or lng is None:
@@ -634,6 +636,12 @@ def lookups_json_sql(model, relation: str, members: list[tuple[str, str]], owner
            f"FROM \"{lookup}\" l JOIN \"{through}\" t ON t.\"{field.m2m_reverse_name()}\" = l.\"id\" "
            f"WHERE t.\"{field.m2m_column_name()}\" = {owner}.\"id\")")
     return f"{sql}::text" if text else sql
+
+
+def public_evses_doc_sql() -> str:
+    """The page's row's (`page`) PublicEvses text (models.PublicEvses; NULL: no public EVSE)."""
+    return (f"(SELECT d.\"evses\" FROM \"{PublicEvses._meta.db_table}\" d "
+            f"WHERE d.\"{PublicEvses._meta.pk.column}\" = page.\"id\")")
 
 
 def photos_json_sql() -> str:

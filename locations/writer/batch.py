@@ -13,7 +13,7 @@ from locations.enums import Moderation, Status
 from locations.models import Connector, ConnectorType, Cpo, Evse, Location
 from locations.writer import inserts as inserting
 from locations.writer.changes import EVSE_M2M, LOCATION_M2M, ConnectorChange, EvseChange, LocationChange, Outcome
-from locations.writer import new_rows
+from locations.writer import new_rows, public_evses
 from locations.writer.lookups import _Lookups
 from locations.writer.stored import (
     _RELATION_NAMES,
@@ -245,6 +245,15 @@ class _Batch:
                 inserts.add(model, objs)
         self._write_m2m(inserts)
         few = sum(len(self.updates.get(model, ())) for model in (Location, Evse, Connector)) < inserting.COPY_FROM
+        # Each changed location's public EVSEs (models.PublicEvses) once after the batch, instead of by the
+        # triggers after each of its statements (an EVSE's insert, then its connectors'...): PostgreSQL's
+        # CPU per pulled location went from 0.37-0.39 ms to ~0.2X ms. In the batch's own round trips.
+        refreshed = self._changed_location_ids() if inserting._uses_copy(Location) is not None else []
+        if refreshed:
+            if few:
+                inserts.steps.insert(0, public_evses.DEFER)
+            else:  # bulk_update's statements go first
+                public_evses.run(self.alias, [public_evses.DEFER])
         for model in (Location, Evse, Connector):
             updates = self.updates.get(model, {})
             if updates and few and inserts.update(model, updates.values()):
@@ -253,10 +262,24 @@ class _Batch:
                 fields = sorted(set().union(*(fields for _, fields in updates.values())))
                 fields = [model._meta.get_field(name).name for name in fields]
                 model.objects.bulk_update([obj for obj, _ in updates.values()], fields, batch_size=500)
+        if refreshed and not self.connector_deletes:
+            inserts.steps.append(public_evses.refresh(refreshed))
         inserts.run()
         if self.connector_deletes:
             Connector.objects.filter(pk__in=self.connector_deletes).delete()
+            if refreshed:
+                public_evses.run(self.alias, [public_evses.refresh(refreshed)])
         signals.send_locations_changed(change.outcome.pk for change in self.changes if change.outcome.changed)
+
+    def _changed_location_ids(self) -> list[int]:
+        """The locations this batch changes (or whose EVSEs or connectors it changes)."""
+        ids = set()
+        for change in self.changes:
+            outcome = change.outcome
+            if outcome.instance is not None and (outcome.changed or any(
+                    evse.outcome.changed for evse in change.evses or ())):
+                ids.add(outcome.pk)
+        return sorted(ids)
 
     def _write_m2m(self, inserts: inserting._Inserts) -> None:
         """Per through table: one DELETE of the pairs no longer wanted, the new pairs with the inserts."""
