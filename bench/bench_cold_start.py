@@ -59,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bench-db", default=BENCH_DB, help=f"PostgreSQL bench database (default {BENCH_DB})")
     parser.add_argument("--keep", action="store_true", help="keep the bench database at the end")
     parser.add_argument("--reuse", action="store_true",
-                        help="serve the bench database left by --keep; no load, and it is kept at the end")
+                        help="serve the bench database left by --keep, migrated; no load, and it is kept at the end")
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--first", type=int, default=50, help="requests counted as the cold start")
@@ -180,8 +180,7 @@ def main() -> None:
     try:
         import django
 
-        if not args.reuse:
-            bench_graphql.migrate(dict(os.environ))
+        bench_graphql.migrate(dict(os.environ))  # a reused database too: to the code's schema
         django.setup()
         from django.db import connections
 
