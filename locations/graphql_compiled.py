@@ -309,8 +309,9 @@ def _evses_projection(graphql_schema, fragments, location_type, nodes) -> Callab
     """The function that makes the selected EVSEs (with their connectors) of a location from its PublicEvses
     text (None: no public EVSE), or None when the selection reads more than that row holds (lookups, a
     connector's `connector_type`): then `_evses_json`'s subqueries. Written for the selection (`exec`), as
-    `_builder` writes the page's loop: reading a location's EVSEs and connectors this way took ~0.03 ms of
-    Python per page of 20 where their subqueries took ~0.6 ms of PostgreSQL's."""
+    `_builder` writes the page's loop. Parsing and picking a page's 40 EVSEs and 80 connectors, and encoding
+    them, takes ~0.06 ms of Python (a loop of 10,000 pages), where their subqueries took ~0.4 ms of
+    PostgreSQL's CPU (models.PublicEvses)."""
     evse_type = get_named_type(location_type.fields["evses"].type)
     connector_type = get_named_type(evse_type.fields["connectors"].type)
     uid = f"e[{EVSE_DOC.index('uid')}]"

@@ -241,8 +241,10 @@ class Connector(models.Model):
 class PublicEvses(models.Model):
     """A location's public EVSEs (PUBLISHED, not REMOVED; by id) with their connectors (by id), as one JSON
     text, for the compiled search's page (locations.graphql_compiled): one row read per location of the page
-    instead of an index scan of its EVSEs and one of each EVSE's connectors, ~0.6 ms of PostgreSQL's ~1.2 per
-    search (1,000,000 locations, 20 per page).
+    instead of an index scan of its EVSEs and one of each EVSE's connectors. At 1,000,000 locations (20 per
+    page, bench/bench_graphql.py) PostgreSQL's CPU per search went from 1.09 to 0.64-0.94 ms (the floor's
+    statement, which reads the tables: 1.02-1.54 in the same runs) and the p50 over HTTP from 2.00-2.11x the
+    floor's to 1.44-1.55x.
 
     PostgreSQL writes it, nothing else: triggers on the EVSE and connector tables (migration 0008) rewrite
     the rows of the locations whose EVSEs or connectors a statement changed, in that statement's
