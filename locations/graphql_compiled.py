@@ -268,13 +268,15 @@ def _fragment(alias: str):
     return _inline("_Fragment({0})", alias, _Fragment=orjson.Fragment)
 
 
-def _members(graphql_schema, fragments, object_type, nodes, sql_of) -> list[tuple[str, str]] | None:
-    """(response name, SQL) of each field selected on `object_type`: `__typename` as a literal, any other
-    as `sql_of(field name, its nodes)` gives it; None when a field has no SQL (the query is not compiled)."""
+def _members(graphql_schema, fragments, object_type, nodes, sql_of,
+             literal=lambda text: f"'{text}'") -> list[tuple[str, str]] | None:
+    """(response name, SQL) of each field selected on `object_type`: `__typename` as a `literal` (SQL's by
+    default), any other as `sql_of(field name, its nodes)` gives it; None when a field has no SQL (the query
+    is not compiled)."""
     members = []
     for name, sub in collect_sub_fields(graphql_schema, fragments, {}, object_type, nodes).items():
         field = sub[0].name.value
-        sql = f"'{object_type.name}'" if field == "__typename" else sql_of(field, sub)
+        sql = literal(object_type.name) if field == "__typename" else sql_of(field, sub)
         if sql is None:
             return None
         members.append((name, sql))
@@ -317,14 +319,9 @@ def _evses_projection(graphql_schema, fragments, location_type, nodes) -> Callab
     uid = f"e[{EVSE_DOC.index('uid')}]"
 
     def values(object_type, sub_nodes, value_of) -> str | None:
-        items = []
-        for name, sub in collect_sub_fields(graphql_schema, fragments, {}, object_type, sub_nodes).items():
-            field = sub[0].name.value
-            value = repr(object_type.name) if field == "__typename" else value_of(field, sub)
-            if value is None:
-                return None
-            items.append(f"{name!r}: {value}")
-        return "{" + ", ".join(items) + "}" if items else None
+        """The selected fields as a Python dict display (each value an expression over the row's arrays)."""
+        members = _members(graphql_schema, fragments, object_type, sub_nodes, value_of, literal=repr)
+        return members and "{" + ", ".join(f"{name!r}: {value}" for name, value in members) + "}"
 
     def connector_value(field, _sub):
         if field == "evse_uid":

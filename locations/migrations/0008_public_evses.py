@@ -40,6 +40,12 @@ def public(row: str) -> str:
     return f"{row}.\"moderation\" = 'PUBLISHED' AND {row}.\"status\" <> 'REMOVED'"
 
 
+def rows_of(*conditions: str) -> str:
+    """The INSERT of the rows of the locations whose public EVSEs (`e`) meet these conditions too."""
+    return (f'INSERT INTO "locations_publicevses" ("location_id", "evses") SELECT e."location_id", {EVSES} '
+            f'FROM "locations_evse" e WHERE {" AND ".join((*conditions, public("e")))} GROUP BY e."location_id"')
+
+
 # The writer's batch refreshes the rows of the locations it changed once, after its last statement
 # (locations/writer/public_evses.py), and meanwhile its transaction's setting tells the triggers to wait.
 DEFERRED = "coalesce(current_setting('evhub.public_evses', true), '') = 'batch'"
@@ -58,9 +64,7 @@ BEGIN
     END IF;
     PERFORM 1 FROM "locations_location" WHERE "id" = ANY(ids) ORDER BY "id" FOR NO KEY UPDATE;
     DELETE FROM "locations_publicevses" WHERE "location_id" = ANY(ids);
-    INSERT INTO "locations_publicevses" ("location_id", "evses")
-    SELECT e."location_id", {EVSES} FROM "locations_evse" e
-    WHERE e."location_id" = ANY(ids) AND {public("e")} GROUP BY e."location_id";
+    {rows_of('e."location_id" = ANY(ids)')};
 END $$"""
 
 OF_EVSES = f"""
@@ -113,8 +117,7 @@ CREATE FUNCTION locations_public_evses_rebuild() RETURNS void LANGUAGE plpgsql A
 BEGIN
     LOCK TABLE "locations_publicevses" IN EXCLUSIVE MODE;
     DELETE FROM "locations_publicevses";
-    INSERT INTO "locations_publicevses" ("location_id", "evses")
-    SELECT e."location_id", {EVSES} FROM "locations_evse" e WHERE {public("e")} GROUP BY e."location_id";
+    {rows_of()};
 END $$"""
 
 TRANSITIONS = {"INSERT": "NEW TABLE AS new_rows", "UPDATE": "OLD TABLE AS old_rows NEW TABLE AS new_rows",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from django.db import models, router
+from django.db import connections, models, router
 from django.utils import timezone
 
 from locations import signals
@@ -254,7 +254,7 @@ class _Batch:
             if few:
                 inserts.steps.insert(0, public_evses.DEFER)
             else:  # bulk_update's statements go first
-                public_evses.run(self.alias, [public_evses.DEFER])
+                self._statements(public_evses.DEFER)
         for model in (Location, Evse, Connector):
             updates = self.updates.get(model, {})
             if updates and few and inserts.update(model, updates.values()):
@@ -269,8 +269,13 @@ class _Batch:
         if self.connector_deletes:
             Connector.objects.filter(pk__in=self.connector_deletes).delete()
             if refreshed:
-                public_evses.run(self.alias, [public_evses.refresh(refreshed)])
+                self._statements(public_evses.refresh(refreshed))
         signals.send_locations_changed(change.outcome.pk for change in self.changes if change.outcome.changed)
+
+    def _statements(self, *steps: tuple[str, str, list]) -> None:
+        """Steps of the inserts' kind ("sql", statement, params) at once, in one round trip."""
+        with connections[self.alias].cursor() as cursor:
+            inserting._statements(cursor, list(steps))
 
     def _changed_location_ids(self) -> list[int]:
         """The locations this batch changes (or whose EVSEs or connectors it changes)."""

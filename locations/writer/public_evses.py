@@ -10,8 +10,6 @@ own statements; a batch that fails is rolled back, its setting with it.
 
 from __future__ import annotations
 
-from django.db import connections
-
 SETTING = "evhub.public_evses"  # 'batch' while a batch defers the triggers (migration 0008 reads it)
 
 DEFER = ("sql", f"SELECT set_config('{SETTING}', 'batch', true)", [])
@@ -22,9 +20,3 @@ def refresh(location_ids: list[int]) -> tuple[str, str, list]:
     deferral."""
     return ("sql", f"SELECT locations_public_evses_refresh(%s::bigint[]), set_config('{SETTING}', '', true)",
             [list(location_ids)])
-
-
-def run(alias: str, steps: list[tuple[str, str, list]]) -> None:
-    with connections[alias].cursor() as cursor:
-        for _, sql, params in steps:
-            cursor.execute(sql, params)
